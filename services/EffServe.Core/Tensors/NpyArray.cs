@@ -11,7 +11,7 @@ namespace EffServe.Core.Tensors;
 /// </summary>
 public sealed partial class NpyArray
 {
-    private static ReadOnlySpan<byte> Magic => "\x93NUMPY"u8;
+    private static ReadOnlySpan<byte> Magic => [0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y'];
 
     private static readonly (string Descr, DataType Type)[] s_descrs =
     [

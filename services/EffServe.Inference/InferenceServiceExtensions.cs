@@ -1,0 +1,70 @@
+using EffServe.Core.Zoo;
+using EffServe.Inference.Serving;
+using EffServe.Inference.Services;
+using EffServe.Onnx;
+using Grpc.HealthCheck;
+using Microsoft.Extensions.Options;
+
+namespace EffServe.Inference;
+
+public static class InferenceServiceExtensions
+{
+    /// <summary>Registers the inference service: options (validated at start-up), the zoo, run slots, gRPC, health and reflection.</summary>
+    public static WebApplicationBuilder AddInferenceService(this WebApplicationBuilder builder)
+    {
+        var services = builder.Services;
+        services.AddOptions<InferenceServiceOptions>().BindConfiguration(InferenceServiceOptions.SectionName).ValidateOnStart();
+        services.AddOptions<OnnxOptions>().BindConfiguration(OnnxOptions.SectionName).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<InferenceServiceOptions>, InferenceServiceOptionsValidator>();
+        services.AddSingleton<IValidateOptions<OnnxOptions>, OnnxOptionsValidator>();
+        services.AddSingleton(TimeProvider.System);
+        services.AddSingleton<HealthServiceImpl>();
+        services.AddSingleton<ModelRepository>();
+        services.AddSingleton<RunSlots>();
+        services.AddSingleton<InferenceEngine>();
+        services.AddHostedService<StoppingNotifier>();
+
+        var maxMessage = builder.Configuration.GetValue<int?>($"{InferenceServiceOptions.SectionName}:MaxMessageBytes") ?? new InferenceServiceOptions().MaxMessageBytes;
+        services.AddGrpc(o =>
+        {
+            o.MaxReceiveMessageSize = maxMessage;
+            o.MaxSendMessageSize = maxMessage;
+            o.EnableDetailedErrors = false;
+        });
+        services.AddGrpcReflection();
+        builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = null);
+        return builder;
+    }
+
+    /// <summary>Maps the OIP v2 service, the zoo service, grpc.health.v1 and server reflection.</summary>
+    public static WebApplication MapInferenceService(this WebApplication app)
+    {
+        app.MapGrpcService<InferenceGrpcService>();
+        app.MapGrpcService<ZooGrpcService>();
+        app.MapGrpcService<HealthServiceImpl>();
+        app.MapGrpcReflectionService();
+        return app;
+    }
+
+    /// <summary>
+    /// Loads and warms the zoo before the server listens. On a bad zoo or bad settings it logs every
+    /// problem once and returns false, so the process can exit with a clear message and no stack trace.
+    /// </summary>
+    public static bool LoadZoo(this WebApplication app)
+    {
+        try
+        {
+            app.Services.GetRequiredService<ModelRepository>().Load();
+            return true;
+        }
+        catch (ZooValidationException)
+        {
+            return false; // already logged with every problem
+        }
+        catch (OptionsValidationException e)
+        {
+            InferenceLog.SettingsInvalid(app.Logger, string.Join(" ", e.Failures));
+            return false;
+        }
+    }
+}

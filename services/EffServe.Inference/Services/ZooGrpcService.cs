@@ -1,0 +1,103 @@
+using EffServe.Contracts.Zoo;
+using EffServe.Core.Tensors;
+using TensorSpec = EffServe.Contracts.Zoo.TensorSpec;
+using VariantProfile = EffServe.Contracts.Zoo.VariantProfile;
+using EffServe.Core.Zoo;
+using EffServe.Inference.Serving;
+using Grpc.Core;
+
+namespace EffServe.Inference.Services;
+
+/// <summary>effserve.v1.ZooService: the models of this process with their variants and profiles.</summary>
+public sealed class ZooGrpcService : ZooService.ZooServiceBase
+{
+    private readonly ModelRepository _models;
+
+    public ZooGrpcService(ModelRepository models)
+    {
+        _models = models;
+    }
+
+    public override Task<ListModelsResponse> ListModels(ListModelsRequest request, ServerCallContext context)
+    {
+        IEnumerable<ServedModel> models = _models.Models.OrderBy(m => m.Definition.Name, StringComparer.Ordinal);
+        if (request.Name.Length > 0)
+        {
+            if (!_models.TryGet(request.Name, out var one))
+            {
+                throw new RpcException(new Status(StatusCode.NotFound, $"Model '{request.Name}' is not served here; models served here: {string.Join(", ", _models.Names)}."));
+            }
+
+            models = [one];
+        }
+
+        var response = new ListModelsResponse();
+        response.Models.Add(models.Select(ToZooModel));
+        return Task.FromResult(response);
+    }
+
+    private static ZooModel ToZooModel(ServedModel served)
+    {
+        var d = served.Definition;
+        var model = new ZooModel
+        {
+            Name = d.Name,
+            Version = d.Version,
+            Task = d.Task,
+            Description = d.Description,
+            MaxBatchSize = d.MaxBatchSize,
+            Revision = d.Revision,
+            Ready = served.Runtime.IsReady,
+            DefaultVariant = served.Runtime.DefaultVariant ?? "",
+        };
+        model.Inputs.Add(d.Inputs.Select(ToSpec));
+        model.Outputs.Add(d.Outputs.Select(ToSpec));
+        model.Labels.Add(d.Labels);
+        foreach (var state in served.Runtime.Variants)
+        {
+            var v = state.Definition;
+            var variant = new ZooVariant
+            {
+                Name = v.Name,
+                Kind = v.Kind.ToManifestName(),
+                Provider = v.Provider.ToManifestName(),
+                State = state.Loaded ? "LOADED" : "SKIPPED",
+                Reason = state.SkipReason ?? "",
+                Stages = v.Stages.Count,
+                ExitThreshold = v.Kind == VariantKind.EarlyExit ? v.ExitThreshold : 0,
+                Profile = ToProfile(v.Profile),
+            };
+            variant.Files.Add(v.Stages.Select(s => s.RelativePath));
+            model.Variants.Add(variant);
+        }
+
+        return model;
+    }
+
+    private static TensorSpec ToSpec(Core.Tensors.TensorSpec spec)
+    {
+        var result = new TensorSpec { Name = spec.Name, Datatype = spec.DataType.ToWireName() };
+        result.Shape.Add(spec.Shape);
+        return result;
+    }
+
+    private static VariantProfile ToProfile(Core.Zoo.VariantProfile? profile)
+    {
+        var result = new VariantProfile();
+        if (profile is null)
+        {
+            return result;
+        }
+
+        result.MeasuredAt = profile.MeasuredAt ?? "";
+        result.Machine = profile.Machine ?? "";
+        if (profile.Accuracy is { } accuracy)
+        {
+            result.Accuracy = accuracy;
+        }
+
+        result.Latency.Add(profile.Latency.Select(l => new Contracts.Zoo.LatencyPoint { BatchSize = l.BatchSize, P50Ms = l.P50Ms, P95Ms = l.P95Ms, ItemsPerSecond = l.ItemsPerSecond }));
+        result.Thresholds.Add(profile.Thresholds.Select(t => new Contracts.Zoo.ThresholdPoint { Threshold = t.Threshold, Accuracy = t.Accuracy, MeanStages = t.MeanStages, MeanLatencyMs = t.MeanLatencyMs }));
+        return result;
+    }
+}
