@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Build tiny ONNX test fixtures with onnx.helper (no torch needed).
 
-Writes, under tests/fixtures/zoo/typed/ (relative to the repository root):
+Writes, under tests/fixtures/zoo/ (relative to the repository root), one
+model folder each (the model.yaml manifests beside them are written by hand):
 
-  typed.onnx       one input `in_<t>` [batch,3] -> Identity -> `out_<t>` per
+  typed/typed.onnx       one input `in_<t>` [batch,3] -> Identity -> `out_<t>` per
                    element type t in float, double, float16, int8, int16,
                    int32, int64, uint8, uint16, uint32, uint64, bool, string
-  typed_bf16.onnx  in_bfloat16 [batch,3] -> Identity -> out_bfloat16
-  add.onnx         x FLOAT [batch,4] -> y = x + 1 (Add with an initializer)
+  typed-bf16/typed_bf16.onnx  in_bfloat16 [batch,3] -> Identity -> out_bfloat16
+  add/add.onnx     x FLOAT [batch,4] -> y = x + 1 (Add with an initializer)
 
 All models use opset 17 and IR version 8 so that older runtimes load them.
 """
@@ -41,7 +42,7 @@ TYPED = [
 
 SCRIPT_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(os.path.dirname(SCRIPT_DIR))
-DEFAULT_OUT = os.path.join(REPO_ROOT, "tests", "fixtures", "zoo", "typed")
+DEFAULT_OUT = os.path.join(REPO_ROOT, "tests", "fixtures", "zoo")
 
 
 def finish(graph, path):
@@ -83,12 +84,12 @@ def main(argv=None):
     args = parser.parse_args(argv)
     out = os.path.abspath(args.out)
 
-    finish(identity_graph("typed_identity", TYPED, 3), os.path.join(out, "typed.onnx"))
+    finish(identity_graph("typed_identity", TYPED, 3), os.path.join(out, "typed", "typed.onnx"))
     finish(
         identity_graph("typed_identity_bf16", [("bfloat16", TensorProto.BFLOAT16)], 3),
-        os.path.join(out, "typed_bf16.onnx"),
+        os.path.join(out, "typed-bf16", "typed_bf16.onnx"),
     )
-    finish(add_graph(), os.path.join(out, "add.onnx"))
+    finish(add_graph(), os.path.join(out, "add", "add.onnx"))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,79 @@
+using System.Net;
+using EffServe.Inference;
+using Grpc.Net.Client;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace EffServe.Testing;
+
+/// <summary>
+/// A real inference service: the production wiring on real Kestrel, listening on a free loopback
+/// port over h2c. Dispose stops it.
+/// </summary>
+public sealed class InferenceServer : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+
+    private InferenceServer(WebApplication app, Uri address)
+    {
+        _app = app;
+        Address = address;
+        Channel = GrpcChannel.ForAddress(address);
+    }
+
+    public Uri Address { get; }
+
+    /// <summary>A channel to the server, shared by the test's clients.</summary>
+    public GrpcChannel Channel { get; }
+
+    public IServiceProvider Services => _app.Services;
+
+    /// <summary>Starts a service over <paramref name="zooPath"/>; <paramref name="settings"/> override configuration keys.</summary>
+    public static async Task<InferenceServer> StartAsync(string zooPath, IDictionary<string, string?>? settings = null)
+    {
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions
+        {
+            EnvironmentName = "Testing",
+            ContentRootPath = RepoPaths.Root,
+            Args = [],
+        });
+        var config = new Dictionary<string, string?>
+        {
+            ["EffServe:Inference:ZooPath"] = zooPath,
+            ["EffServe:Onnx:WarmupRuns"] = "1",
+        };
+        foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
+        {
+            config[key] = value;
+        }
+
+        builder.Configuration.AddInMemoryCollection(config);
+        builder.Logging.ClearProviders();
+        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, o => o.Protocols = HttpProtocols.Http2));
+        builder.AddInferenceService();
+        var app = builder.Build();
+        app.MapInferenceService();
+        if (!app.LoadZoo())
+        {
+            await app.DisposeAsync();
+            throw new InvalidOperationException($"The zoo at {zooPath} did not load.");
+        }
+
+        await app.StartAsync();
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        return new InferenceServer(app, new Uri(address));
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Channel.Dispose();
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+    }
+}
