@@ -27,7 +27,7 @@ public sealed partial class NpyArray
             throw new ArgumentException($"{dataType.ToWireName()} has no .npy representation.", nameof(dataType));
         }
 
-        var expected = Shapes.ElementCount(shape) * dataType.ElementSize();
+        var expected = checked(Shapes.ElementCount(shape) * dataType.ElementSize());
         if (data.LongLength != expected)
         {
             throw new ArgumentException($"Shape {Shapes.Format(shape)} of {dataType.ToWireName()} needs {expected} bytes, got {data.LongLength}.", nameof(data));
@@ -62,6 +62,18 @@ public sealed partial class NpyArray
 
     public static NpyArray Parse(ReadOnlySpan<byte> file)
     {
+        try
+        {
+            return ParseChecked(file);
+        }
+        catch (OverflowException)
+        {
+            throw new FormatException("the header describes an array too large to address (corrupt header?).");
+        }
+    }
+
+    private static NpyArray ParseChecked(ReadOnlySpan<byte> file)
+    {
         if (file.Length < 10 || !file[..6].SequenceEqual(Magic))
         {
             throw new FormatException("not a .npy file (the magic string \\x93NUMPY is missing).");
@@ -82,7 +94,13 @@ public sealed partial class NpyArray
                 throw new FormatException("truncated .npy header.");
             }
 
-            headerLength = checked((int)BinaryPrimitives.ReadUInt32LittleEndian(file[8..]));
+            var length = BinaryPrimitives.ReadUInt32LittleEndian(file[8..]);
+            if (length > int.MaxValue - 12)
+            {
+                throw new FormatException("truncated .npy header.");
+            }
+
+            headerLength = (int)length;
             headerStart = 12;
         }
         else
@@ -90,7 +108,7 @@ public sealed partial class NpyArray
             throw new FormatException($".npy version {major} is not supported (1, 2 and 3 are).");
         }
 
-        if (file.Length < headerStart + headerLength)
+        if ((long)file.Length < (long)headerStart + headerLength)
         {
             throw new FormatException("truncated .npy header.");
         }
@@ -115,7 +133,7 @@ public sealed partial class NpyArray
             .Select(s => long.Parse(s, NumberStyles.None, CultureInfo.InvariantCulture))
             .ToArray();
         var dataStart = headerStart + headerLength;
-        var expected = Shapes.ElementCount(shape) * type.ElementSize();
+        var expected = checked(Shapes.ElementCount(shape) * type.ElementSize());
         if (file.Length - dataStart != expected)
         {
             throw new FormatException($"shape {Shapes.Format(shape)} of {type.ToWireName()} needs {expected} data bytes, the file has {file.Length - dataStart}.");

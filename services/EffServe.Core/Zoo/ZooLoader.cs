@@ -20,6 +20,7 @@ public sealed class ZooLoader
 
     private static readonly IDeserializer s_yaml = new DeserializerBuilder()
         .WithNamingConvention(UnderscoredNamingConvention.Instance)
+        .WithDuplicateKeyChecking()
         .Build();
 
     private readonly IGraphReader _graphs;
@@ -108,15 +109,14 @@ public sealed class ZooLoader
         {
             doc = s_yaml.Deserialize<ManifestDocument>(File.ReadAllText(manifestPath));
         }
-        catch (FileNotFoundException)
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
         {
             problems.Add($"{manifestPath}: the manifest does not exist.");
             return null;
         }
         catch (YamlException e)
         {
-            var inner = e.InnerException?.Message ?? e.Message;
-            problems.Add($"{manifestPath}:{e.Start.Line}:{e.Start.Column}: {inner}");
+            problems.Add($"{manifestPath}:{e.Start.Line}:{e.Start.Column}: {DescribeYamlError(e)}");
             return null;
         }
 
@@ -167,6 +167,21 @@ public sealed class ZooLoader
         return new ModelDefinition(
             name, version, doc.Task!, doc.Description ?? "", directory, inputs, outputs, labels, maxBatch,
             evaluation, variants, defaultVariant, ComputeRevision(manifestPath, variants, doc.LabelsFile is null ? null : Path.Combine(directory, doc.LabelsFile)));
+    }
+
+    /// <summary>YamlDotNet's messages name .NET types; say what is wrong in the manifest's own terms.</summary>
+    private static string DescribeYamlError(YamlException e)
+    {
+        var message = e.InnerException?.Message ?? e.Message;
+        var unknown = System.Text.RegularExpressions.Regex.Match(message, "Property '([^']+)' not found on type");
+        if (unknown.Success)
+        {
+            return $"unknown key '{unknown.Groups[1].Value}' (docs/zoo.md lists the keys a manifest may use).";
+        }
+
+        return message.Contains("Duplicate key", StringComparison.OrdinalIgnoreCase)
+            ? $"a key is given twice: {message}"
+            : message;
     }
 
     private static List<TensorSpec> ReadTensors(Problems p, string key, List<TensorDocument>? docs, int maxBatch)
@@ -488,11 +503,11 @@ public sealed class ZooLoader
                     var fed = previous.Outputs.FirstOrDefault(o => o.Name == input.Name);
                     if (fed is null)
                     {
-                        p.Add(at + ".file", $"input '{input.Name}' is not an output of stage {k} (its outputs: {Join(previous.Outputs.Select(o => o.Name))}).");
+                        p.Add(at + ".file", $"input '{input.Name}' is not an output of the stage before it, stages[{k - 1}] (its outputs: {Join(previous.Outputs.Select(o => o.Name))}).");
                     }
-                    else if (fed.DataType != input.DataType || fed.Shape.Count != input.Shape.Count)
+                    else if (fed.DataType != input.DataType || !ShapesAgree(fed.Shape, input.Shape))
                     {
-                        p.Add(at + ".file", $"input {input} does not match stage {k}'s output {fed}.");
+                        p.Add(at + ".file", $"input {input} does not match output {fed} of the stage before it (stages[{k - 1}]).");
                     }
                 }
             }
@@ -577,6 +592,10 @@ public sealed class ZooLoader
         }
     }
 
+    /// <summary>Same rank, and equal wherever both fix a dimension.</summary>
+    private static bool ShapesAgree(IReadOnlyList<long> a, IReadOnlyList<long> b) =>
+        a.Count == b.Count && a.Zip(b).All(d => d.First < 0 || d.Second < 0 || d.First == d.Second);
+
     private GraphSignature? ReadGraph(Problems p, string where, string path)
     {
         try
@@ -625,11 +644,16 @@ public sealed class ZooLoader
             return null;
         }
 
-        var target = new FileInfo(full).ResolveLinkTarget(returnFinalTarget: true);
-        if (target is not null && !IsInside(directory, Path.GetFullPath(target.FullName)))
+        // The file, and every folder between it and the model's folder, may be a link: none may lead outside.
+        for (var path = full; path.Length > directory.Length; path = Path.GetDirectoryName(path)!)
         {
-            p.Add(where, $"'{relative}' is a link to '{target.FullName}', outside the model's folder.");
-            return null;
+            FileSystemInfo entry = path == full ? new FileInfo(path) : new DirectoryInfo(path);
+            var target = entry.LinkTarget is null ? null : entry.ResolveLinkTarget(returnFinalTarget: true);
+            if (target is not null && !IsInside(directory, Path.GetFullPath(target.FullName)))
+            {
+                p.Add(where, $"'{relative}' leads through the link '{path}' to '{target.FullName}', outside the model's folder.");
+                return null;
+            }
         }
 
         return full;

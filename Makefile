@@ -1,0 +1,56 @@
+# EffServe — build, run and test. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# The address clients use. Triton's gRPC port by default; override with `make run PORT=9001`
+# or the environment variable EFFSERVE_PORT.
+EFFSERVE_PORT ?= 8001
+PORT ?= $(EFFSERVE_PORT)
+HOST ?= 127.0.0.1
+ZOO ?= $(CURDIR)/zoo
+CONFIGURATION ?= Release
+DOTNET ?= dotnet
+PYTHON ?= /usr/bin/python3
+export DOTNET_CLI_TELEMETRY_OPTOUT := 1
+export DOTNET_NOLOGO := 1
+export DOTNET_SKIP_FIRST_TIME_EXPERIENCE := 1
+
+INFERENCE_DLL := services/EffServe.Inference/bin/$(CONFIGURATION)/net10.0/EffServe.Inference.dll
+
+.PHONY: help
+help: ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
+
+.PHONY: prerequisites
+prerequisites:
+	@command -v $(DOTNET) >/dev/null || { echo "The .NET SDK 10 is required (https://dot.net); install it and retry." >&2; exit 1; }
+
+.PHONY: build
+build: prerequisites ## Restore and build everything
+	$(DOTNET) build EffServe.sln -c $(CONFIGURATION) -v quiet -nologo
+
+.PHONY: run
+run: prerequisites ## Serve the demo zoo on localhost:$(PORT) until Ctrl-C or SIGTERM
+	$(DOTNET) build services/EffServe.Inference -c $(CONFIGURATION) -v quiet -nologo
+	@echo "EffServe: clients call grpc://$(HOST):$(PORT) (OIP v2 over h2c); Ctrl-C stops it."
+	exec $(DOTNET) $(INFERENCE_DLL) --urls http://$(HOST):$(PORT) --contentRoot $(CURDIR) \
+		--EffServe:Inference:ZooPath=$(ZOO)
+
+.PHONY: test
+test: prerequisites ## Build and run every test; ends with a "tests: N passed, N failed" line
+	bash tests/run-tests.sh
+
+.PHONY: cli
+cli: prerequisites ## Run the effserve CLI: make cli ARGS="infer --model digits --sample 3"
+	@$(DOTNET) run --project services/EffServe.Cli -c $(CONFIGURATION) -v quiet -- --endpoint http://$(HOST):$(PORT) $(ARGS)
+
+.PHONY: zoo-train
+zoo-train: ## Retrain the digits demo model and rebuild the test fixtures (needs Debian's python3-torch, python3-onnx, python3-sklearn)
+	@$(PYTHON) -c "import torch, onnx, sklearn" 2>/dev/null || { echo "Installing Debian's python3-torch python3-onnx python3-sklearn ..."; apt-get update -qq && apt-get install -y -qq python3-torch python3-torchvision python3-onnx python3-sklearn; }
+	$(PYTHON) zoo/scripts/train_digits.py
+	$(PYTHON) zoo/scripts/make_typed_fixture.py
+
+.PHONY: clean
+clean: ## Remove build outputs
+	$(DOTNET) clean EffServe.sln -v quiet -nologo
+	rm -rf artifacts
