@@ -54,3 +54,8 @@ zoo-train: ## Retrain the digits demo model and rebuild the test fixtures (needs
 clean: ## Remove build outputs
 	$(DOTNET) clean EffServe.sln -v quiet -nologo
 	rm -rf artifacts
+
+.PHONY: bench
+bench: prerequisites ## Foundation benchmark: digits latency through the wire and in process, accuracy per exit threshold
+	$(DOTNET) build tests/perf/EffServe.Bench -c Release -v quiet -nologo
+	$(DOTNET) tests/perf/EffServe.Bench/bin/Release/net10.0/EffServe.Bench.dll $(BENCH_ARGS)
