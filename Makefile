@@ -33,7 +33,7 @@ build: prerequisites ## Restore and build everything
 run: prerequisites ## Serve the demo zoo on localhost:$(PORT) until Ctrl-C or SIGTERM
 	$(DOTNET) build services/EffServe.Inference -c $(CONFIGURATION) -v quiet -nologo
 	@echo "EffServe: clients call grpc://$(HOST):$(PORT) (OIP v2 over h2c); Ctrl-C stops it."
-	exec $(DOTNET) $(INFERENCE_DLL) --urls http://$(HOST):$(PORT) --contentRoot $(CURDIR) \
+	exec $(DOTNET) $(INFERENCE_DLL) --urls http://$(HOST):$(PORT) --contentRoot $(CURDIR)/$(dir $(INFERENCE_DLL)) \
 		--EffServe:Inference:ZooPath=$(ZOO)
 
 .PHONY: test

@@ -3,6 +3,7 @@ using EffServe.Inference.Serving;
 using EffServe.Inference.Services;
 using EffServe.Onnx;
 using Grpc.HealthCheck;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Options;
 
 namespace EffServe.Inference;
@@ -32,7 +33,12 @@ public static class InferenceServiceExtensions
             o.EnableDetailedErrors = false;
         });
         services.AddGrpcReflection();
-        builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = null);
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.Limits.MaxRequestBodySize = null;
+            // gRPC without TLS needs HTTP/2 with prior knowledge (h2c); Kestrel's plaintext default is HTTP/1.1.
+            k.ConfigureEndpointDefaults(e => e.Protocols = HttpProtocols.Http2);
+        });
         return builder;
     }
 

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using EffServe.Contracts.Inference;
+using EffServe.Core.Protocol;
 using EffServe.Core.Statistics;
 using EffServe.Core.Tensors;
 using EffServe.Core.Zoo;
@@ -119,21 +120,21 @@ public sealed class InferenceEngine
         TensorCodec.EncodeOutputs(result.Outputs, raw: request.RawInputContents.Count > 0, response);
         var batch = definition.HasBatchDimension ? (int)inputs[0].Shape[0] : 1;
         var p = response.Parameters;
-        p["effserve.variant"] = new InferParameter { StringParam = variant.Name };
+        p[ParameterNames.Variant] = new InferParameter { StringParam = variant.Name };
         if (result.ExitStages is { } stages)
         {
-            p["effserve.exit_stage"] = new InferParameter { Int64Param = stages.Max() };
+            p[ParameterNames.ExitStage] = new InferParameter { Int64Param = stages.Max() };
             if (stages.Length > 1)
             {
-                p["effserve.exit_stages"] = new InferParameter { StringParam = string.Join(",", stages.Select(s => s.ToString(CultureInfo.InvariantCulture))) };
+                p[ParameterNames.ExitStages] = new InferParameter { StringParam = string.Join(",", stages.Select(s => s.ToString(CultureInfo.InvariantCulture))) };
             }
 
-            p["effserve.exit_threshold"] = new InferParameter { DoubleParam = threshold };
+            p[ParameterNames.ExitThreshold] = new InferParameter { DoubleParam = threshold };
         }
 
-        p["effserve.queue_us"] = new InferParameter { Int64Param = Microseconds(decoded, queued) };
-        p["effserve.compute_us"] = new InferParameter { Int64Param = Microseconds(queued, ran) };
-        p["effserve.batch_size"] = new InferParameter { Int64Param = batch };
+        p[ParameterNames.QueueUs] = new InferParameter { Int64Param = Microseconds(decoded, queued) };
+        p[ParameterNames.ComputeUs] = new InferParameter { Int64Param = Microseconds(queued, ran) };
+        p[ParameterNames.BatchSize] = new InferParameter { Int64Param = batch };
 
         var finished = Stopwatch.GetTimestamp();
         served.Statistics.RecordSuccess(

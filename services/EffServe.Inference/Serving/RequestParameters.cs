@@ -1,6 +1,7 @@
 using System.Globalization;
 using EffServe.Contracts.Inference;
 using EffServe.Core.EarlyExit;
+using EffServe.Core.Protocol;
 using Google.Protobuf.Collections;
 using Grpc.Core;
 
@@ -28,14 +29,14 @@ public sealed record RequestParameters(
     long Priority,
     long? TimeoutUs)
 {
-    public const string VariantKey = "effserve.variant";
-    public const string ExitThresholdKey = "effserve.exit_threshold";
-    public const string SloKey = "effserve.slo_ms";
-    public const string MinAccuracyKey = "effserve.min_accuracy";
-    public const string MaxCostKey = "effserve.max_cost_usd";
-    public const string CacheKey = "effserve.cache";
-    public const string PriorityKey = "priority";
-    public const string TimeoutKey = "timeout";
+    private const string VariantKey = ParameterNames.Variant;
+    private const string ExitThresholdKey = ParameterNames.ExitThreshold;
+    private const string SloKey = ParameterNames.SloMs;
+    private const string MinAccuracyKey = ParameterNames.MinAccuracy;
+    private const string MaxCostKey = ParameterNames.MaxCostUsd;
+    private const string CacheKey = ParameterNames.Cache;
+    private const string PriorityKey = ParameterNames.Priority;
+    private const string TimeoutKey = ParameterNames.Timeout;
 
     private static readonly string[] s_known = [VariantKey, ExitThresholdKey, SloKey, MinAccuracyKey, MaxCostKey, CacheKey];
 
@@ -114,7 +115,7 @@ public sealed record RequestParameters(
 
                     break;
                 default:
-                    if (key.StartsWith("effserve.", StringComparison.Ordinal))
+                    if (key.StartsWith(ParameterNames.Prefix, StringComparison.Ordinal))
                     {
                         problems.Add($"'{key}' is not an EffServe parameter (known: {string.Join(", ", s_known)}).");
                     }

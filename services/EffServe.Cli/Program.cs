@@ -1,0 +1,3 @@
+using EffServe.Cli;
+
+return await CliApp.RunAsync(args, CliContext.CreateDefault()).ConfigureAwait(false);
