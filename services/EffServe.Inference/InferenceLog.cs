@@ -20,6 +20,9 @@ internal static partial class InferenceLog
     [LoggerMessage(EventId = 6, Level = LogLevel.Critical, Message = "The service's settings are invalid: {Failures}")]
     public static partial void SettingsInvalid(ILogger logger, string failures);
 
+    [LoggerMessage(EventId = 11, Level = LogLevel.Error, Message = "Model {Model} failed a request unexpectedly")]
+    public static partial void RequestFailed(ILogger logger, Exception exception, string model);
+
     [LoggerMessage(EventId = 10, Level = LogLevel.Error, Message = "Model {Model} variant {Variant} failed a run")]
     public static partial void RunFailed(ILogger logger, Exception exception, string model, string variant);
 }

@@ -58,7 +58,8 @@ public sealed record StageDefinition(string Path, string RelativePath, string? E
 
 /// <param name="InputFiles">Model input name → absolute path of its .npy file.</param>
 /// <param name="LabelsFile">Absolute path of the .npy file of class indices.</param>
-public sealed record EvaluationSetDefinition(IReadOnlyDictionary<string, string> InputFiles, string LabelsFile);
+/// <param name="Samples">Number of samples in the set.</param>
+public sealed record EvaluationSetDefinition(IReadOnlyDictionary<string, string> InputFiles, string LabelsFile, long Samples);
 
 /// <summary>What `effserve zoo profile` measured for a variant on one machine.</summary>
 public sealed record VariantProfile(

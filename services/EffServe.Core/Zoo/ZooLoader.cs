@@ -347,7 +347,7 @@ public sealed class ZooLoader
             }
         }
 
-        return labelsPath is null ? null : new EvaluationSetDefinition(files, labelsPath);
+        return labelsPath is null ? null : new EvaluationSetDefinition(files, labelsPath, samples ?? 0);
     }
 
     private List<VariantDefinition> ReadVariants(Problems p, string directory, List<VariantDocument>? docs, List<TensorSpec> inputs, List<TensorSpec> outputs, int maxBatch)

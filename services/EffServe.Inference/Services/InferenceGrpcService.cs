@@ -82,11 +82,12 @@ public sealed class InferenceGrpcService : GRPCInferenceService.GRPCInferenceSer
             {
                 answer = new ModelStreamInferResponse { InferResponse = await _engine.InferAsync(request, token).ConfigureAwait(false) };
             }
-            catch (RpcException e)
+            catch (Exception e) when (e is RpcException or OperationCanceledException)
             {
+                var status = e is RpcException rpc ? rpc.Status : new Status(StatusCode.Cancelled, "The request was cancelled.");
                 answer = new ModelStreamInferResponse
                 {
-                    ErrorMessage = $"{e.StatusCode}: {e.Status.Detail}",
+                    ErrorMessage = $"{status.StatusCode}: {status.Detail}",
                     InferResponse = new ModelInferResponse { ModelName = request.ModelName, ModelVersion = request.ModelVersion, Id = request.Id },
                 };
             }

@@ -49,6 +49,7 @@ public sealed class ZooGrpcService : ZooService.ZooServiceBase
             Revision = d.Revision,
             Ready = served.Runtime.IsReady,
             DefaultVariant = served.Runtime.DefaultVariant ?? "",
+            EvalSamples = d.Evaluation?.Samples ?? 0,
         };
         model.Inputs.Add(d.Inputs.Select(ToSpec));
         model.Outputs.Add(d.Outputs.Select(ToSpec));

@@ -17,6 +17,8 @@ namespace EffServe.Inference.Serving;
 /// </summary>
 public sealed class InferenceEngine
 {
+    private const long MaxTimeoutUs = (uint.MaxValue - 1L) * 1000;
+
     private readonly ModelRepository _models;
     private readonly RunSlots _slots;
     private readonly TimeProvider _time;
@@ -42,6 +44,13 @@ public sealed class InferenceEngine
         {
             model.Statistics.RecordFailure(Nanoseconds(started, Stopwatch.GetTimestamp()));
             throw;
+        }
+        catch (Exception e)
+        {
+            // Nothing unexpected leaves as UNKNOWN: it is logged in full and answered as INTERNAL.
+            model.Statistics.RecordFailure(Nanoseconds(started, Stopwatch.GetTimestamp()));
+            InferenceLog.RequestFailed(_logger, e, model.Definition.Name);
+            throw new RpcException(new Status(StatusCode.Internal, $"Model '{model.Definition.Name}' failed the request unexpectedly ({e.GetType().Name}); the service log has the details."));
         }
     }
 
@@ -75,7 +84,8 @@ public sealed class InferenceEngine
         var inputs = TensorCodec.DecodeInputs(request, definition);
         var outputs = TensorCodec.ResolveOutputs(request, definition);
 
-        using var timeout = parameters.TimeoutUs is { } us ? new CancellationTokenSource(TimeSpan.FromMicroseconds(us), _time) : null;
+        // A timeout beyond what a timer can wait (about 49 days) sets no practical limit.
+        using var timeout = parameters.TimeoutUs is { } us && us < MaxTimeoutUs ? new CancellationTokenSource(TimeSpan.FromMicroseconds(us), _time) : null;
         using var linked = timeout is null ? null : CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeout.Token);
         var token = linked?.Token ?? cancellationToken;
 
