@@ -37,34 +37,9 @@ public static class TensorCodec
     }
 
     /// <summary>The typed contents holding <paramref name="data"/>, row-major little-endian elements of <paramref name="type"/>.</summary>
-    public static InferTensorContents ToTyped(DataType type, ReadOnlySpan<byte> data)
-    {
-        var contents = new InferTensorContents();
-        var size = type.ElementSize();
-        var count = size == 0 ? 0 : data.Length / size;
-        for (var i = 0; i < count; i++)
-        {
-            var e = data.Slice(i * size, size);
-            switch (type)
-            {
-                case DataType.Bool: contents.BoolContents.Add(e[0] != 0); break;
-                case DataType.UInt8: contents.UintContents.Add(e[0]); break;
-                case DataType.UInt16: contents.UintContents.Add(BinaryPrimitives.ReadUInt16LittleEndian(e)); break;
-                case DataType.UInt32: contents.UintContents.Add(BinaryPrimitives.ReadUInt32LittleEndian(e)); break;
-                case DataType.UInt64: contents.Uint64Contents.Add(BinaryPrimitives.ReadUInt64LittleEndian(e)); break;
-                case DataType.Int8: contents.IntContents.Add((sbyte)e[0]); break;
-                case DataType.Int16: contents.IntContents.Add(BinaryPrimitives.ReadInt16LittleEndian(e)); break;
-                case DataType.Int32: contents.IntContents.Add(BinaryPrimitives.ReadInt32LittleEndian(e)); break;
-                case DataType.Int64: contents.Int64Contents.Add(BinaryPrimitives.ReadInt64LittleEndian(e)); break;
-                case DataType.Fp32: contents.Fp32Contents.Add(BinaryPrimitives.ReadSingleLittleEndian(e)); break;
-                case DataType.Fp64: contents.Fp64Contents.Add(BinaryPrimitives.ReadDoubleLittleEndian(e)); break;
-                default:
-                    throw CliException.Usage($"{type.ToWireName()} has no typed contents field in the protocol; it travels only raw (drop --typed).");
-            }
-        }
-
-        return contents;
-    }
+    public static InferTensorContents ToTyped(DataType type, ReadOnlySpan<byte> data) =>
+        TypedContents.FromRaw(type.ToWireName(), data)
+            ?? throw CliException.Usage($"{type.ToWireName()} has no typed contents field in the protocol; it travels only raw (drop --typed).");
 
     /// <summary>
     /// The elements of output <paramref name="index"/> of <paramref name="response"/> as doubles,

@@ -398,55 +398,15 @@ internal static class TensorCodec
 
     private static InferTensorContents ToTyped(NamedTensor tensor)
     {
-        var c = new InferTensorContents();
-        var span = tensor.Data.Span;
-        switch (tensor.DataType)
+        if (tensor.DataType == DataType.Bytes)
         {
-            case DataType.Bytes:
-                c.BytesContents.AddRange(tensor.Strings!.Select(s => ByteString.CopyFrom(s.Span)));
-                break;
-            case DataType.Bool:
-                foreach (var b in span)
-                {
-                    c.BoolContents.Add(b != 0);
-                }
-
-                break;
-            case DataType.Fp32:
-                c.Fp32Contents.AddRange(MemoryMarshal.Cast<byte, float>(span).ToArray());
-                break;
-            case DataType.Fp64:
-                c.Fp64Contents.AddRange(MemoryMarshal.Cast<byte, double>(span).ToArray());
-                break;
-            case DataType.Int64:
-                c.Int64Contents.AddRange(MemoryMarshal.Cast<byte, long>(span).ToArray());
-                break;
-            case DataType.UInt64:
-                c.Uint64Contents.AddRange(MemoryMarshal.Cast<byte, ulong>(span).ToArray());
-                break;
-            case DataType.Int32:
-                c.IntContents.AddRange(MemoryMarshal.Cast<byte, int>(span).ToArray());
-                break;
-            case DataType.Int16:
-                c.IntContents.AddRange(MemoryMarshal.Cast<byte, short>(span).ToArray().Select(v => (int)v));
-                break;
-            case DataType.Int8:
-                c.IntContents.AddRange(MemoryMarshal.Cast<byte, sbyte>(span).ToArray().Select(v => (int)v));
-                break;
-            case DataType.UInt32:
-                c.UintContents.AddRange(MemoryMarshal.Cast<byte, uint>(span).ToArray());
-                break;
-            case DataType.UInt16:
-                c.UintContents.AddRange(MemoryMarshal.Cast<byte, ushort>(span).ToArray().Select(v => (uint)v));
-                break;
-            case DataType.UInt8:
-                c.UintContents.AddRange(span.ToArray().Select(v => (uint)v));
-                break;
-            default:
-                throw new InvalidOperationException($"{tensor.DataType.ToWireName()} has no typed contents.");
+            var c = new InferTensorContents();
+            c.BytesContents.AddRange(tensor.Strings!.Select(s => ByteString.CopyFrom(s.Span)));
+            return c;
         }
 
-        return c;
+        return TypedContents.FromRaw(tensor.DataType.ToWireName(), tensor.Data.Span)
+            ?? throw new InvalidOperationException($"{tensor.DataType.ToWireName()} has no typed contents.");
     }
 
     /// <summary>Parses raw BYTES contents: each element is a 4-byte little-endian length and that many bytes.</summary>
