@@ -381,6 +381,12 @@ public sealed class ZooLoader
             if (!VariantNames.TryParseKind(d.Kind, out var kind))
             {
                 p.Add(where + ".kind", $"'{d.Kind}' is not a variant kind; use fp32, int8, fp16 or early-exit.");
+
+                // The kind decides how the files are read, but a missing or escaping file is worth saying now.
+                foreach (var file in (d.Stages ?? []).Select(s => s.File).Append(d.File).OfType<string>())
+                {
+                    ResolveFile(p, where + ".file", directory, file);
+                }
             }
 
             var provider = ExecutionProvider.Cpu;
