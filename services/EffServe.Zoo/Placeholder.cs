@@ -1,0 +1,5 @@
+namespace EffServe.Zoo;
+
+internal static class ZooTools
+{
+}
