@@ -15,8 +15,6 @@ export DOTNET_CLI_TELEMETRY_OPTOUT := 1
 export DOTNET_NOLOGO := 1
 export DOTNET_SKIP_FIRST_TIME_EXPERIENCE := 1
 
-INFERENCE_DLL := services/EffServe.Inference/bin/$(CONFIGURATION)/net10.0/EffServe.Inference.dll
-
 .PHONY: help
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -30,11 +28,10 @@ build: prerequisites ## Restore and build everything
 	$(DOTNET) build EffServe.sln -c $(CONFIGURATION) -v quiet -nologo
 
 .PHONY: run
-run: prerequisites ## Serve the demo zoo on localhost:$(PORT) until Ctrl-C or SIGTERM
+run: prerequisites ## Serve the demo zoo through the gateway on localhost:$(PORT) until Ctrl-C or SIGTERM
 	$(DOTNET) build services/EffServe.Inference -c $(CONFIGURATION) -v quiet -nologo
-	@echo "EffServe: clients call grpc://$(HOST):$(PORT) (OIP v2 over h2c); Ctrl-C stops it."
-	exec $(DOTNET) $(INFERENCE_DLL) --urls http://$(HOST):$(PORT) --contentRoot $(CURDIR)/$(dir $(INFERENCE_DLL)) \
-		--EffServe:Inference:ZooPath=$(ZOO)
+	$(DOTNET) build services/EffServe.Gateway -c $(CONFIGURATION) -v quiet -nologo
+	exec bash services/run-local.sh --zoo $(ZOO) --host $(HOST) --port $(PORT) --configuration $(CONFIGURATION)
 
 .PHONY: test
 test: prerequisites ## Build and run every test; ends with a "tests: N passed, N failed" line

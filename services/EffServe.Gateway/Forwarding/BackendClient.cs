@@ -1,0 +1,48 @@
+using System.Net;
+using System.Security.Authentication;
+using Microsoft.Extensions.Options;
+
+namespace EffServe.Gateway.Forwarding;
+
+/// <summary>
+/// The one HTTP/2 client the gateway talks to replicas with: pooled connections, no proxy, no
+/// cookies, no decompression, no redirects, no tracing headers of its own.
+/// </summary>
+public sealed class BackendClient : IDisposable
+{
+    public BackendClient(IOptions<GatewayOptions> options)
+    {
+        Handler = new SocketsHttpHandler
+        {
+            UseProxy = false,
+            AllowAutoRedirect = false,
+            AutomaticDecompression = DecompressionMethods.None,
+            UseCookies = false,
+            EnableMultipleHttp2Connections = true,
+            ActivityHeadersPropagator = null,
+            ConnectTimeout = TimeSpan.FromSeconds(5),
+            PooledConnectionIdleTimeout = TimeSpan.FromMinutes(5),
+            KeepAlivePingDelay = TimeSpan.FromSeconds(30),
+            KeepAlivePingTimeout = TimeSpan.FromSeconds(10),
+        };
+        if (options.Value.BackendTlsSkipValidation)
+        {
+#pragma warning disable CA5359 // opt-in, for development certificates only; documented as such
+            Handler.SslOptions.RemoteCertificateValidationCallback = (_, _, _, _) => true;
+#pragma warning restore CA5359
+            Handler.SslOptions.EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13;
+        }
+
+        Invoker = new HttpMessageInvoker(Handler, disposeHandler: false);
+    }
+
+    public SocketsHttpHandler Handler { get; }
+
+    public HttpMessageInvoker Invoker { get; }
+
+    public void Dispose()
+    {
+        Invoker.Dispose();
+        Handler.Dispose();
+    }
+}
