@@ -76,9 +76,9 @@ public sealed class GatewayDoor : IDisposable
             }
 
             tenant = who;
+            context.Items[TenantItem] = tenant; // anonymous callers cost no Items dictionary
         }
 
-        context.Items[TenantItem] = tenant;
         if (_limiter is not null)
         {
             using var lease = _limiter.AttemptAcquire(tenant);

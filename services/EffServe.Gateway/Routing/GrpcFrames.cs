@@ -23,6 +23,8 @@ internal static class GrpcFrames
 {
     public const int PrefixLength = 5;
 
+    private static readonly UTF8Encoding s_strictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
     /// <summary>Length of the first frame (prefix + message), or -1 when fewer than 5 bytes are known.</summary>
     public static long FrameLength(ReadOnlySequence<byte> data)
     {
@@ -119,7 +121,7 @@ internal static class GrpcFrames
                         var bytes = message.Slice(reader.Position, (long)length);
                         try
                         {
-                            name = new UTF8Encoding(false, true).GetString(bytes);
+                            name = s_strictUtf8.GetString(bytes);
                         }
                         catch (DecoderFallbackException)
                         {
