@@ -60,6 +60,52 @@ public sealed class GatewayInferenceService : GRPCInferenceService.GRPCInference
         return response;
     }
 
+    /// <summary>
+    /// Statistics of a model (or of every model) summed over all its healthy replicas, so the
+    /// counts describe the model as the gateway serves it, not one replica.
+    /// </summary>
+    public override async Task<ModelStatisticsResponse> ModelStatistics(ModelStatisticsRequest request, ServerCallContext context)
+    {
+        IEnumerable<ReplicaSet> models = _router.Models.OrderBy(m => m.Model, StringComparer.Ordinal);
+        if (request.Name.Length > 0)
+        {
+            if (!_router.TryGet(request.Name, out var one))
+            {
+                throw new RpcException(new Status(StatusCode.NotFound, $"Model '{request.Name}' is not served here; models served here: {string.Join(", ", _router.Names)}."));
+            }
+
+            models = [one];
+        }
+
+        var response = new ModelStatisticsResponse();
+        foreach (var replicas in models)
+        {
+            var answers = await Task.WhenAll(replicas.Destinations.Where(d => d.IsHealthy).Select(async d =>
+            {
+                try
+                {
+                    var reply = await new GRPCInferenceService.GRPCInferenceServiceClient(d.Channel(_backend.Handler))
+                        .ModelStatisticsAsync(new ModelStatisticsRequest { Name = replicas.Model, Version = request.Version }, deadline: context.Deadline, cancellationToken: context.CancellationToken);
+                    return reply.ModelStats.FirstOrDefault();
+                }
+                catch (RpcException e) when (e.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded)
+                {
+                    return null;
+                }
+            })).ConfigureAwait(false);
+
+            var sum = answers.OfType<ModelStatistics>().Aggregate((ModelStatistics?)null, StatisticsSum.Add);
+            if (sum is null)
+            {
+                throw new RpcException(new Status(StatusCode.Unavailable, $"No healthy replica of model '{replicas.Model}' answered; retry later."));
+            }
+
+            response.ModelStats.Add(sum);
+        }
+
+        return response;
+    }
+
     /// <summary>Asks healthy replicas in turn until one answers; null when none does.</summary>
     internal async Task<T?> AskOneAsync<T>(ReplicaSet replicas, Func<Grpc.Net.Client.GrpcChannel, Task<T?>> ask)
         where T : class
@@ -78,4 +124,51 @@ public sealed class GatewayInferenceService : GRPCInferenceService.GRPCInference
 
         return null;
     }
+}
+
+/// <summary>Adds up the statistics of several replicas of one model.</summary>
+internal static class StatisticsSum
+{
+    public static ModelStatistics Add(ModelStatistics? total, ModelStatistics next)
+    {
+        if (total is null)
+        {
+            return next.Clone();
+        }
+
+        total.LastInference = Math.Max(total.LastInference, next.LastInference);
+        total.InferenceCount += next.InferenceCount;
+        total.ExecutionCount += next.ExecutionCount;
+        var a = total.InferenceStats ??= new InferStatistics();
+        var b = next.InferenceStats ?? new InferStatistics();
+        a.Success = Add(a.Success, b.Success);
+        a.Fail = Add(a.Fail, b.Fail);
+        a.Queue = Add(a.Queue, b.Queue);
+        a.ComputeInput = Add(a.ComputeInput, b.ComputeInput);
+        a.ComputeInfer = Add(a.ComputeInfer, b.ComputeInfer);
+        a.ComputeOutput = Add(a.ComputeOutput, b.ComputeOutput);
+        a.CacheHit = Add(a.CacheHit, b.CacheHit);
+        a.CacheMiss = Add(a.CacheMiss, b.CacheMiss);
+        foreach (var batch in next.BatchStats)
+        {
+            var mine = total.BatchStats.FirstOrDefault(x => x.BatchSize == batch.BatchSize);
+            if (mine is null)
+            {
+                total.BatchStats.Add(batch.Clone());
+                continue;
+            }
+
+            mine.ComputeInput = Add(mine.ComputeInput, batch.ComputeInput);
+            mine.ComputeInfer = Add(mine.ComputeInfer, batch.ComputeInfer);
+            mine.ComputeOutput = Add(mine.ComputeOutput, batch.ComputeOutput);
+        }
+
+        return total;
+    }
+
+    private static StatisticDuration Add(StatisticDuration? a, StatisticDuration? b) => new()
+    {
+        Count = (a?.Count ?? 0) + (b?.Count ?? 0),
+        Ns = (a?.Ns ?? 0) + (b?.Ns ?? 0),
+    };
 }
