@@ -56,3 +56,9 @@ clean: ## Remove build outputs
 bench: prerequisites ## Foundation benchmark: digits latency through the wire and in process, accuracy per exit threshold
 	$(DOTNET) build tests/perf/EffServe.Bench -c Release -v quiet -nologo
 	$(DOTNET) tests/perf/EffServe.Bench/bin/Release/net10.0/EffServe.Bench.dll $(BENCH_ARGS)
+
+.PHONY: bench-gateway
+bench-gateway: prerequisites ## Gateway hop vs nginx grpc_pass in front of the same service (installs Debian's nginx when missing)
+	@command -v nginx >/dev/null || { apt-get update -qq && apt-get install -y -qq nginx; }
+	$(DOTNET) build tests/perf/EffServe.GatewayBench -c Release -v quiet -nologo
+	$(DOTNET) tests/perf/EffServe.GatewayBench/bin/Release/net10.0/EffServe.GatewayBench.dll $(BENCH_ARGS)

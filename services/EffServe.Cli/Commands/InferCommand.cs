@@ -1,4 +1,3 @@
-using EffServe.Core.Protocol;
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
@@ -9,8 +8,10 @@ using EffServe.Cli.Listing;
 using EffServe.Cli.Output;
 using EffServe.Contracts.Inference;
 using EffServe.Core.EarlyExit;
+using EffServe.Core.Protocol;
 using EffServe.Core.Tensors;
 using Google.Protobuf.Collections;
+using Grpc.Core;
 using Spectre.Console;
 
 namespace EffServe.Cli.Commands;
@@ -135,7 +136,9 @@ public sealed class InferCommand
 
         var request = BuildRequest(settings, inputs);
         var started = Stopwatch.GetTimestamp();
-        var response = await client.ModelInferAsync(request, session.NewCallOptions()).ConfigureAwait(false);
+        // The header lets an EffServe gateway route without reading the message; other servers ignore it.
+        var options = session.NewCallOptions().WithHeaders(new Metadata { { "effserve-model", settings.Model } });
+        var response = await client.ModelInferAsync(request, options).ConfigureAwait(false);
         var roundTrip = Stopwatch.GetElapsedTime(started);
 
         var report = BuildReport(session.Endpoint, settings, response, sample, labels, roundTrip);

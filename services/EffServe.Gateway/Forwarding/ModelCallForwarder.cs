@@ -63,17 +63,20 @@ public sealed class ModelCallForwarder
             return;
         }
 
-        // Unary calls are read whole (one message) so that a retry can send them again; a stream
-        // gives up only its first message, and the rest flows through untouched.
-        var body = await ReadFirstMessageAsync(context, wholeBody: !streaming).ConfigureAwait(false);
-        if (body is null)
-        {
-            return; // answered
-        }
-
+        // The header names the model: forward at once, keeping a copy of the body as it streams
+        // by so that a unary call can be replayed. Without it the model is read from the first
+        // message: unary calls are read whole (one message), a stream gives up its first message
+        // and the rest flows through untouched.
         var model = context.Request.Headers[ModelHeader].ToString();
+        byte[]? body = null;
         if (model.Length == 0)
         {
+            body = await ReadFirstMessageAsync(context, wholeBody: !streaming).ConfigureAwait(false);
+            if (body is null)
+            {
+                return; // answered
+            }
+
             var encoding = context.Request.Headers["grpc-encoding"].ToString();
             switch (GrpcFrames.TryReadModelName(new ReadOnlySequence<byte>(body), encoding, out model, out var detail))
             {
@@ -103,9 +106,26 @@ public sealed class ModelCallForwarder
             return;
         }
 
-        context.Request.Headers.Remove(GatewayDoor.ApiKeyHeader);
-        context.Request.Headers.Authorization = default;
+        if (_options.Door.RequiresIdentity)
+        {
+            context.Request.Headers.Remove(GatewayDoor.ApiKeyHeader);
+            context.Request.Headers.Authorization = default;
+        }
+
         var rest = context.Request.Body;
+        var recording = body is null && !streaming ? new RecordingStream(rest, _options.MaxRequestBytes + GrpcFrames.PrefixLength) : null;
+        try
+        {
+            await ForwardWithRetryAsync(context, model, replicas, body, recording, rest, streaming, started, deadline).ConfigureAwait(false);
+        }
+        finally
+        {
+            recording?.ReturnBuffer();
+        }
+    }
+
+    private async Task ForwardWithRetryAsync(HttpContext context, string model, ReplicaSet replicas, byte[]? body, RecordingStream? recording, Stream rest, bool streaming, long started, TimeSpan? deadline)
+    {
         Destination? failed = null;
         for (var attempt = 0; attempt < 2; attempt++)
         {
@@ -115,8 +135,15 @@ public sealed class ModelCallForwarder
                 break;
             }
 
-            context.Request.Body = streaming ? new PrefixedStream(body, rest) : new MemoryStream(body, writable: false);
-            var canRetry = !streaming && attempt == 0;
+            context.Request.Body = (body, recording) switch
+            {
+                (not null, _) when streaming => new PrefixedStream(body, rest),
+                (not null, _) => new MemoryStream(body, writable: false),
+                (null, not null) when attempt == 0 => recording,
+                (null, not null) => new PrefixedStream(recording.Recorded, rest),
+                _ => rest,
+            };
+            var canRetry = !streaming && attempt == 0 && (recording?.CanReplay ?? true);
             var transformer = new GrpcTransformer(started, deadline, retryOnUnavailable: canRetry);
             destination.Enter();
             ForwarderError error;
@@ -148,7 +175,7 @@ public sealed class ModelCallForwarder
                 GatewayLog.ReplicaFailed(_logger, model, destination.Prefix, error.ToString(), context.Features.Get<IForwarderErrorFeature>()?.Exception?.Message ?? "");
             }
 
-            if (canRetry && transport && !context.Response.HasStarted)
+            if (canRetry && transport && !context.Response.HasStarted && (recording?.CanReplay ?? true))
             {
                 context.Features.Set<IForwarderErrorFeature>(null);
                 failed = destination;

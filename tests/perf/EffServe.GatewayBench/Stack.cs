@@ -1,0 +1,194 @@
+using System.Globalization;
+using System.Text;
+using EffServe.Contracts.Inference;
+using Grpc.Core;
+using Grpc.Net.Client;
+
+namespace EffServe.GatewayBench;
+
+/// <summary>A front door under test: where clients call, and which processes do its work.</summary>
+/// <param name="Name">Arm name: direct, gateway, nginx, gateway:VARIANT, yarp-bare.</param>
+/// <param name="Address">Where clients call.</param>
+/// <param name="Process">The proxy process (none for direct).</param>
+/// <param name="Headers">Metadata sent with every call (the effserve-model header arm), or null.</param>
+internal sealed record Door(string Name, Uri Address, ChildProcess? Process, Metadata? Headers)
+{
+    /// <summary>The proxy's processes whose CPU time counts: nginx's master and workers, or the one .NET process.</summary>
+    public IReadOnlyList<int> Pids { get; init; } = Process is null ? [] : [Process.Pid];
+}
+
+/// <summary>Starts the inference service, the gateway(s) and nginx, each a process of its own on loopback.</summary>
+internal static class Stack
+{
+    public const string Model = "digits";
+
+    /// <summary>The inference service serving digits.</summary>
+    public static async Task<(ChildProcess Process, Uri Address)> StartServiceAsync(string root, string dll)
+    {
+        var port = Ports.Free();
+        var address = new Uri($"http://127.0.0.1:{port}");
+        var process = ChildProcess.Start("inference service", "dotnet", [
+            dll,
+            "--contentRoot", Path.GetDirectoryName(dll)!,
+            "--urls", address.ToString().TrimEnd('/'),
+            $"--EffServe:Inference:ZooPath={Path.Combine(root, "zoo")}",
+            $"--EffServe:Inference:Models:0={Model}",
+            "--Logging:LogLevel:Default=Warning",
+        ], root);
+        await WaitReadyAsync(process, address, null).ConfigureAwait(false);
+        return (process, address);
+    }
+
+    /// <summary>An EffServe gateway in front of the service, with extra settings for a variant.</summary>
+    public static async Task<Door> StartGatewayAsync(string name, string root, string dll, Uri service, GatewayVariant? variant)
+    {
+        var port = Ports.Free();
+        var address = new Uri($"http://127.0.0.1:{port}");
+        var arguments = new List<string>
+        {
+            dll,
+            "--contentRoot", Path.GetDirectoryName(dll)!,
+            "--urls", address.ToString().TrimEnd('/'),
+            $"--EffServe:Gateway:Models:{Model}:Destinations:0={service.ToString().TrimEnd('/')}",
+            "--Logging:LogLevel:Default=Warning",
+        };
+        arguments.AddRange(variant?.Arguments ?? []);
+        var process = ChildProcess.Start(name, "dotnet", arguments, root, variant?.Environment);
+        await WaitReadyAsync(process, address, null).ConfigureAwait(false);
+        return new Door(name, address, process, null);
+    }
+
+    /// <summary>
+    /// A bare YARP forwarder (this program in serve-yarp mode): Kestrel h2c in, YARP's forwarder out,
+    /// nothing else; the floor of what any YARP-based gateway costs here. Server GC, like the gateway.
+    /// </summary>
+    public static async Task<Door> StartBareYarpAsync(string root, Uri service, GatewayVariant? variant)
+    {
+        var name = variant is null ? "yarp-bare" : $"yarp:{variant.Name}";
+        var port = Ports.Free();
+        var address = new Uri($"http://127.0.0.1:{port}");
+        var self = typeof(Stack).Assembly.Location;
+        var environment = new Dictionary<string, string>(variant?.Environment ?? new Dictionary<string, string>());
+        environment.TryAdd("DOTNET_gcServer", "1");
+        var process = ChildProcess.Start(name, "dotnet", [
+            self, BareYarp.Verb,
+            "--urls", address.ToString().TrimEnd('/'),
+            "--destination", service.ToString().TrimEnd('/'),
+            "--Logging:LogLevel:Default=Warning",
+            .. variant?.Arguments ?? [],
+        ], root, environment);
+        await WaitReadyAsync(process, address, null).ConfigureAwait(false);
+        return new Door(name, address, process, null);
+    }
+
+    /// <summary>nginx with one worker and grpc_pass to the service, from a configuration written to <paramref name="folder"/>.</summary>
+    public static async Task<Door> StartNginxAsync(string nginx, string folder, Uri service)
+    {
+        var port = Ports.Free();
+        var address = new Uri($"http://127.0.0.1:{port}");
+        var conf = Path.Combine(folder, "nginx.conf");
+        await File.WriteAllTextAsync(conf, NginxConfig(folder, service.Port, port)).ConfigureAwait(false);
+        var (code, output) = Prerequisites.Run(nginx, ["-t", "-q", "-p", folder + "/", "-e", Path.Combine(folder, "error.log"), "-c", conf], folder);
+        if (code != 0)
+        {
+            throw new BenchException($"nginx rejected the configuration {conf} (exit {code}):{Environment.NewLine}{output}");
+        }
+
+        var process = ChildProcess.Start("nginx", nginx, ["-p", folder + "/", "-e", Path.Combine(folder, "error.log"), "-c", conf], folder);
+        await WaitReadyAsync(process, address, Path.Combine(folder, "error.log")).ConfigureAwait(false);
+        var workers = process.ChildPids();
+        if (workers.Count != 1)
+        {
+            Log.Line($"warning: nginx has {workers.Count} worker processes; one was configured.");
+        }
+
+        return new Door("nginx", address, process, null) { Pids = [process.Pid, .. workers] };
+    }
+
+    /// <summary>
+    /// One worker (as issue 3 says), h2c in, gRPC to a keep-alive pool of upstream connections out.
+    /// keepalive_requests is raised on both sides so that nginx, like the gateway, never recycles a
+    /// connection during the run (its default, 1000, would add reconnections to its tail).
+    /// </summary>
+    public static string NginxConfig(string folder, int upstreamPort, int listenPort)
+    {
+        var user = Environment.UserName == "root" ? "user root;\n" : "";
+        var text = new StringBuilder();
+        text.Append(CultureInfo.InvariantCulture, $$"""
+            # Written by EffServe.GatewayBench for one run; started with nginx -p {{folder}}/ -c nginx.conf
+            worker_processes 1;
+            daemon off;
+            master_process on;
+            pid {{folder}}/nginx.pid;
+            error_log {{folder}}/error.log warn;
+            {{user}}
+            events {
+                worker_connections 1024;
+            }
+
+            http {
+                access_log off;
+                client_body_temp_path {{folder}}/client_body;
+                proxy_temp_path {{folder}}/proxy;
+                fastcgi_temp_path {{folder}}/fastcgi;
+                uwsgi_temp_path {{folder}}/uwsgi;
+                scgi_temp_path {{folder}}/scgi;
+                keepalive_requests 1000000;
+
+                upstream inference {
+                    server 127.0.0.1:{{upstreamPort}};
+                    keepalive 64;
+                    keepalive_requests 1000000;
+                }
+
+                server {
+                    listen 127.0.0.1:{{listenPort}} http2;
+                    location / {
+                        grpc_pass grpc://inference;
+                    }
+                }
+            }
+
+            """);
+        return text.ToString();
+    }
+
+    /// <summary>Waits until ServerReady answers true at <paramref name="address"/>; fails with the process's output if it ends or a minute passes.</summary>
+    public static async Task WaitReadyAsync(ChildProcess process, Uri address, string? errorLog)
+    {
+        using var channel = GrpcChannel.ForAddress(address);
+        var client = new GRPCInferenceService.GRPCInferenceServiceClient(channel);
+        var started = TimeProvider.System.GetTimestamp();
+        var last = "no answer yet";
+        while (TimeProvider.System.GetElapsedTime(started) < TimeSpan.FromSeconds(60))
+        {
+            if (process.HasExited)
+            {
+                throw new BenchException($"{process.Name} ended before it was ready:{Environment.NewLine}{process.Tail}{ErrorLog(errorLog)}");
+            }
+
+            try
+            {
+                using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+                var reply = await client.ServerReadyAsync(new ServerReadyRequest(), cancellationToken: timeout.Token).ConfigureAwait(false);
+                if (reply.Ready)
+                {
+                    return;
+                }
+
+                last = "ServerReady answered false";
+            }
+            catch (RpcException e)
+            {
+                last = $"{e.StatusCode}: {e.Status.Detail}";
+            }
+
+            await Task.Delay(200).ConfigureAwait(false);
+        }
+
+        throw new BenchException($"{process.Name} at {address} was not ready after 60 s ({last}):{Environment.NewLine}{process.Tail}{ErrorLog(errorLog)}");
+    }
+
+    private static string ErrorLog(string? path) =>
+        path is not null && File.Exists(path) ? $"{Environment.NewLine}{path}:{Environment.NewLine}{Prerequisites.Last(File.ReadAllText(path), 20)}" : "";
+}
