@@ -35,6 +35,10 @@ public static class GatewayExtensions
         // The forwarding path logs nothing per request: YARP's per-request information lines cost
         // more than the hop itself.
         builder.Logging.AddFilter("Yarp", LogLevel.Warning);
+
+        // YARP warns on every call that it cannot lift the body-size limit once the body was read;
+        // the gateway reads unary bodies itself and enforces its own limit, so that line is noise.
+        builder.Logging.AddFilter("Yarp.ReverseProxy.Forwarder.HttpForwarder", LogLevel.Error);
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.Limits.MaxRequestBodySize = null; // the gateway enforces its own limit with a gRPC status

@@ -34,8 +34,12 @@ public sealed class InferenceServer : IAsyncDisposable
 
     public IServiceProvider Services => _app.Services;
 
-    /// <summary>Starts a service over <paramref name="zooPath"/>; <paramref name="settings"/> override configuration keys.</summary>
-    public static async Task<InferenceServer> StartAsync(string zooPath, IDictionary<string, string?>? settings = null)
+    /// <summary>
+    /// Starts a service over <paramref name="zooPath"/>; <paramref name="settings"/> override configuration keys.
+    /// <paramref name="port"/> 0 takes a free port; another value listens there again, so that a
+    /// stopped server can come back on the address its clients know.
+    /// </summary>
+    public static async Task<InferenceServer> StartAsync(string zooPath, IDictionary<string, string?>? settings = null, int port = 0)
     {
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions
         {
@@ -55,7 +59,7 @@ public sealed class InferenceServer : IAsyncDisposable
 
         builder.Configuration.AddInMemoryCollection(config);
         builder.Logging.ClearProviders();
-        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, o => o.Protocols = HttpProtocols.Http2));
+        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, port, o => o.Protocols = HttpProtocols.Http2));
         builder.AddInferenceService();
         var app = builder.Build();
         app.MapInferenceService();
@@ -63,6 +67,11 @@ public sealed class InferenceServer : IAsyncDisposable
         {
             await app.DisposeAsync();
             throw new InvalidOperationException($"The zoo at {zooPath} did not load.");
+        }
+
+        if (port != 0)
+        {
+            await LoopbackPorts.WaitUntilFreeAsync(port, TimeSpan.FromSeconds(10));
         }
 
         await app.StartAsync();

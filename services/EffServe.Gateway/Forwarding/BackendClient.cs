@@ -34,7 +34,20 @@ public sealed class BackendClient : IDisposable
         }
 
         Invoker = new HttpMessageInvoker(Handler, disposeHandler: false);
+
+        // The gateway's own gRPC channels (probes, aggregation) get a handler of their own:
+        // grpc-dotnet takes over a handler's connect callback, which the forwarder's must keep.
+        ChannelHandler = new SocketsHttpHandler
+        {
+            UseProxy = false,
+            EnableMultipleHttp2Connections = true,
+            ConnectTimeout = TimeSpan.FromSeconds(5),
+            SslOptions = Handler.SslOptions,
+        };
     }
+
+    /// <summary>The handler for the gateway's own gRPC channels to replicas.</summary>
+    public SocketsHttpHandler ChannelHandler { get; }
 
     public SocketsHttpHandler Handler { get; }
 
@@ -44,5 +57,6 @@ public sealed class BackendClient : IDisposable
     {
         Invoker.Dispose();
         Handler.Dispose();
+        ChannelHandler.Dispose();
     }
 }

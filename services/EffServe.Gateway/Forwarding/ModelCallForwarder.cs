@@ -163,6 +163,7 @@ public sealed class ModelCallForwarder
 
             if (transformer.RetryRequested)
             {
+                context.Response.Clear();
                 GatewayLog.RetryingUnavailable(_logger, model, destination.Prefix);
                 failed = destination;
                 continue;
@@ -177,7 +178,9 @@ public sealed class ModelCallForwarder
 
             if (canRetry && transport && !context.Response.HasStarted && (recording?.CanReplay ?? true))
             {
+                // YARP set a 502 for the failed attempt; nothing was sent, so start the response afresh.
                 context.Features.Set<IForwarderErrorFeature>(null);
+                context.Response.Clear();
                 failed = destination;
                 continue;
             }

@@ -71,7 +71,7 @@ internal sealed class ReplicaWatcher : BackgroundService
         string detail;
         try
         {
-            var client = new Health.HealthClient(destination.Channel(_backend.Handler));
+            var client = new Health.HealthClient(destination.Channel(_backend.ChannelHandler));
             var reply = await client.CheckAsync(new HealthCheckRequest { Service = model }, deadline: TimeProvider.System.GetUtcNow().UtcDateTime + _options.HealthCheckTimeout, cancellationToken: cancellationToken).ConfigureAwait(false);
             serving = reply.Status == HealthCheckResponse.Types.ServingStatus.Serving;
             detail = reply.Status.ToString();

@@ -84,7 +84,7 @@ public sealed class GatewayInferenceService : GRPCInferenceService.GRPCInference
             {
                 try
                 {
-                    var reply = await new GRPCInferenceService.GRPCInferenceServiceClient(d.Channel(_backend.Handler))
+                    var reply = await new GRPCInferenceService.GRPCInferenceServiceClient(d.Channel(_backend.ChannelHandler))
                         .ModelStatisticsAsync(new ModelStatisticsRequest { Name = replicas.Model, Version = request.Version }, deadline: context.Deadline, cancellationToken: context.CancellationToken);
                     return reply.ModelStats.FirstOrDefault();
                 }
@@ -114,7 +114,7 @@ public sealed class GatewayInferenceService : GRPCInferenceService.GRPCInference
         {
             try
             {
-                return await ask(destination.Channel(_backend.Handler)).ConfigureAwait(false);
+                return await ask(destination.Channel(_backend.ChannelHandler)).ConfigureAwait(false);
             }
             catch (RpcException e) when (e.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded or StatusCode.Internal or StatusCode.Unknown)
             {

@@ -1,0 +1,79 @@
+using EffServe.Contracts.Inference;
+using EffServe.Contracts.Zoo;
+using EffServe.Gateway.Tests.Support;
+using Grpc.Health.V1;
+
+namespace EffServe.Gateway.Tests;
+
+/// <summary>Server-level calls answered by the gateway itself, some gathered from the replicas.</summary>
+[Collection(nameof(OnSharedReplicas))]
+public sealed class AggregationTests(SharedReplicas shared)
+{
+    private readonly GRPCInferenceService.GRPCInferenceServiceClient _client = new(shared.Gateway.Channel);
+
+    [Fact]
+    public async Task ServerLive_Always_Live()
+    {
+        var reply = await _client.ServerLiveAsync(new ServerLiveRequest(), deadline: Rpc.Deadline(), cancellationToken: Rpc.Ct);
+
+        Assert.True(reply.Live);
+    }
+
+    [Fact]
+    public async Task ServerReady_EveryModelHasHealthyReplica_Ready()
+    {
+        var reply = await _client.ServerReadyAsync(new ServerReadyRequest(), deadline: Rpc.Deadline(), cancellationToken: Rpc.Ct);
+
+        Assert.True(reply.Ready);
+    }
+
+    [Fact]
+    public async Task ServerMetadata_Gateway_NamesEffServeAndGatewayExtension()
+    {
+        var reply = await _client.ServerMetadataAsync(new ServerMetadataRequest(), deadline: Rpc.Deadline(), cancellationToken: Rpc.Ct);
+
+        Assert.Equal("effserve", reply.Name);
+        Assert.NotEmpty(reply.Version);
+        Assert.Contains("effserve-gateway", reply.Extensions);
+    }
+
+    [Fact]
+    public async Task RepositoryIndex_Gateway_ListsDigitsReady()
+    {
+        var reply = await _client.RepositoryIndexAsync(new RepositoryIndexRequest { Ready = true }, deadline: Rpc.Deadline(), cancellationToken: Rpc.Ct);
+
+        var digits = Assert.Single(reply.Models);
+        Assert.Equal(Digits.Model, digits.Name);
+        Assert.Equal("READY", digits.State);
+    }
+
+    [Fact]
+    public async Task ListModels_Gateway_DigitsWithVariants()
+    {
+        var reply = await new ZooService.ZooServiceClient(shared.Gateway.Channel).ListModelsAsync(new ListModelsRequest(), deadline: Rpc.Deadline(), cancellationToken: Rpc.Ct);
+
+        var digits = Assert.Single(reply.Models);
+        Assert.Equal(Digits.Model, digits.Name);
+        Assert.True(digits.Ready);
+        Assert.Equal(["early-exit", "fp32"], digits.Variants.Select(v => v.Name).Order(StringComparer.Ordinal));
+        Assert.Equal(Digits.Classes, digits.Labels.Count);
+    }
+
+    [Fact]
+    public async Task ListModels_UnknownName_NotFoundNamingDigits()
+    {
+        var client = new ZooService.ZooServiceClient(shared.Gateway.Channel);
+
+        await Rpc.FailsAsync(Grpc.Core.StatusCode.NotFound, () => client.ListModelsAsync(new ListModelsRequest { Name = "nope" }, deadline: Rpc.Deadline(), cancellationToken: Rpc.Ct).ResponseAsync, "nope", Digits.Model);
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData(Digits.Model)]
+    public async Task HealthCheck_ReplicasServing_Serving(string service)
+    {
+        var reply = await new Health.HealthClient(shared.Gateway.Channel).CheckAsync(new HealthCheckRequest { Service = service }, deadline: Rpc.Deadline(), cancellationToken: Rpc.Ct);
+
+        Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, reply.Status);
+    }
+}
