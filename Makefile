@@ -62,3 +62,7 @@ bench-gateway: prerequisites ## Gateway hop vs nginx grpc_pass in front of the s
 	@command -v nginx >/dev/null || { apt-get update -qq && apt-get install -y -qq nginx; }
 	$(DOTNET) build tests/perf/EffServe.GatewayBench -c Release -v quiet -nologo
 	$(DOTNET) tests/perf/EffServe.GatewayBench/bin/Release/net10.0/EffServe.GatewayBench.dll $(BENCH_ARGS)
+
+.PHONY: build-gpu
+build-gpu: prerequisites ## Build the inference service's GPU flavour (ONNX Runtime CUDA/TensorRT; CUDA 13 + cuDNN 9 at run time) into artifacts/gpu
+	$(DOTNET) build services/EffServe.Inference -c $(CONFIGURATION) -p:EffServeGpu=true -o artifacts/gpu -v quiet -nologo
