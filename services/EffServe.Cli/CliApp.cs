@@ -1,5 +1,6 @@
 using System.CommandLine;
 using EffServe.Cli.Commands;
+using EffServe.Cli.Commands.Zoo;
 
 namespace EffServe.Cli;
 
@@ -14,6 +15,7 @@ public static class CliApp
         root.Options.Add(globals.Timeout);
         root.Subcommands.Add(ModelsCommand.Create(context, globals));
         root.Subcommands.Add(InferCommand.Create(context, globals));
+        root.Subcommands.Add(ZooCommand.Create(context));
         return root;
     }
 

@@ -1,5 +1,0 @@
-namespace EffServe.Zoo;
-
-internal static class ZooTools
-{
-}
