@@ -66,3 +66,15 @@ bench-gateway: prerequisites ## Gateway hop vs nginx grpc_pass in front of the s
 .PHONY: build-gpu
 build-gpu: prerequisites ## Build the inference service's GPU flavour (ONNX Runtime CUDA/TensorRT; CUDA 13 + cuDNN 9 at run time) into artifacts/gpu
 	$(DOTNET) build services/EffServe.Inference -c $(CONFIGURATION) -p:EffServeGpu=true -o artifacts/gpu -v quiet -nologo
+
+EFFSERVE_CLI := $(DOTNET) services/EffServe.Cli/bin/$(CONFIGURATION)/net10.0/effserve.dll
+
+.PHONY: zoo
+zoo: prerequisites ## Regenerate every derived variant (int8, fp16, early-exit) and every profile of the committed zoo from its fp32 models
+	$(DOTNET) build services/EffServe.Cli -c $(CONFIGURATION) -v quiet -nologo
+	$(EFFSERVE_CLI) zoo quantize --zoo $(ZOO) -m digits --method percentile --force
+	$(EFFSERVE_CLI) zoo fp16 --zoo $(ZOO) -m digits --force
+	$(EFFSERVE_CLI) zoo early-exit --zoo $(ZOO) -m digits --name early-exit --force \
+		--cut '/block1/block1.1/Relu_output_0=features1,/block2/block2.2/MaxPool_output_0=features2' \
+		--exits exit1_logits,exit2_logits,logits
+	$(EFFSERVE_CLI) zoo profile --zoo $(ZOO) -m digits
