@@ -42,9 +42,10 @@ cli: prerequisites ## Run the effserve CLI: make cli ARGS="infer --model digits 
 	@$(DOTNET) run --project services/EffServe.Cli -c $(CONFIGURATION) -v quiet -- --endpoint http://$(HOST):$(PORT) $(ARGS)
 
 .PHONY: zoo-train
-zoo-train: ## Retrain the digits demo model and rebuild the test fixtures (needs Debian's python3-torch, python3-onnx, python3-sklearn)
+zoo-train: ## Retrain the demo models (digits: seconds; shapes: ~8 min) and rebuild the test fixtures (needs Debian's python3-torch, python3-onnx, python3-sklearn)
 	@$(PYTHON) -c "import torch, onnx, sklearn" 2>/dev/null || { echo "Installing Debian's python3-torch python3-onnx python3-sklearn ..."; apt-get update -qq && apt-get install -y -qq python3-torch python3-torchvision python3-onnx python3-sklearn; }
 	$(PYTHON) zoo/scripts/train_digits.py
+	$(PYTHON) zoo/scripts/train_shapes.py
 	$(PYTHON) zoo/scripts/make_typed_fixture.py
 
 .PHONY: clean
@@ -78,3 +79,9 @@ zoo: prerequisites ## Regenerate every derived variant (int8, fp16, early-exit) 
 		--cut '/block1/block1.1/Relu_output_0=features1,/block2/block2.2/MaxPool_output_0=features2' \
 		--exits exit1_logits,exit2_logits,logits
 	$(EFFSERVE_CLI) zoo profile --zoo $(ZOO) -m digits
+	$(EFFSERVE_CLI) zoo quantize --zoo $(ZOO) -m shapes --method percentile --calibration $(ZOO)/shapes/calib/images.npy --force
+	$(EFFSERVE_CLI) zoo fp16 --zoo $(ZOO) -m shapes --force
+	$(EFFSERVE_CLI) zoo early-exit --zoo $(ZOO) -m shapes --name early-exit --force \
+		--cut '/block1/block1.2/Relu_output_0=features1,/block2/block2.2/MaxPool_output_0=features2' \
+		--exits exit1_logits,exit2_logits,logits
+	$(EFFSERVE_CLI) zoo profile --zoo $(ZOO) -m shapes
