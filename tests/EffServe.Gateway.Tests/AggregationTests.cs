@@ -55,7 +55,7 @@ public sealed class AggregationTests(SharedReplicas shared)
         var digits = Assert.Single(reply.Models);
         Assert.Equal(Digits.Model, digits.Name);
         Assert.True(digits.Ready);
-        Assert.Equal(["early-exit", "fp32"], digits.Variants.Select(v => v.Name).Order(StringComparer.Ordinal));
+        Assert.Equal(["early-exit", "fp16", "fp32", "int8"], digits.Variants.Select(v => v.Name).Order(StringComparer.Ordinal));
         Assert.Equal(Digits.Classes, digits.Labels.Count);
     }
 

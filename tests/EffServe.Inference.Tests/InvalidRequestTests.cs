@@ -289,7 +289,7 @@ public sealed class InvalidRequestTests : IClassFixture<DigitsServerFixture>, IC
         var request = Wire.DigitsEvalRaw(0, 1);
         request.Parameters.Add("effserve.variant", Wire.Text("int4"));
 
-        await FailsAsync(_digits, request, "effserve.variant 'int4' is not a variant of model 'digits' (variants: fp32, early-exit)");
+        await FailsAsync(_digits, request, "effserve.variant 'int4' is not a variant of model 'digits' (variants: fp32, early-exit, int8, fp16)");
     }
 
     [Fact]

@@ -36,8 +36,13 @@ public sealed class ZooServiceTests : IClassFixture<DigitsServerFixture>, IClass
         Assert.Equal([-1L, 1, 8, 8], input.Shape);
         Assert.Equal([-1L, 10], Assert.Single(digits.Outputs).Shape);
 
-        Assert.Equal(["fp32", "early-exit"], digits.Variants.Select(v => v.Name));
-        Assert.All(digits.Variants, v => Assert.Equal(("LOADED", "", "cpu"), (v.State, v.Reason, v.Provider)));
+        Assert.Equal(["fp32", "early-exit", "int8", "fp16"], digits.Variants.Select(v => v.Name));
+        Assert.All(digits.Variants.Where(v => v.Provider == "cpu"), v => Assert.Equal(("LOADED", ""), (v.State, v.Reason)));
+
+        // The fp16 variant is for CUDA: this CPU build skips it and says why.
+        var fp16 = digits.Variants.Single(v => v.Name == "fp16");
+        Assert.Equal(("cuda", "SKIPPED"), (fp16.Provider, fp16.State));
+        Assert.Contains("cuda", fp16.Reason, StringComparison.Ordinal);
         var fp32 = digits.Variants[0];
         Assert.Equal(("fp32", 1), (fp32.Kind, fp32.Stages));
         Assert.Equal(["fp32/digits.onnx"], fp32.Files);

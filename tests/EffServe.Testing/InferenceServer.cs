@@ -52,6 +52,13 @@ public sealed class InferenceServer : IAsyncDisposable
             ["EffServe:Inference:ZooPath"] = zooPath,
             ["EffServe:Onnx:WarmupRuns"] = "1",
         };
+        // The demo zoo serves digits only unless a test asks for more: tests speak of digits, and
+        // warming every demo model for each test server would only cost start-up time.
+        if (Path.GetFullPath(zooPath) == Path.GetFullPath(RepoPaths.Zoo) && settings?.Keys.Any(k => k.StartsWith("EffServe:Inference:Models", StringComparison.Ordinal)) != true)
+        {
+            config["EffServe:Inference:Models:0"] = "digits";
+        }
+
         foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
         {
             config[key] = value;

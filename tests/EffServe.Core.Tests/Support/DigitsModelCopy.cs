@@ -12,41 +12,9 @@ internal sealed class DigitsModelCopy : IDisposable
     {
         ZooDirectory = Path.Combine(Path.GetTempPath(), "effserve-core-tests", Guid.NewGuid().ToString("N"));
         ModelDirectory = Path.Combine(ZooDirectory, "digits");
-        CopyDirectory(RepoPaths.Digits, ModelDirectory);
-
-        // Tests edit the manifest as people write it; measured profiles (written by `zoo profile`)
-        // come and go with `make zoo`, so the copy starts without them.
-        Manifest = WithoutProfiles(Manifest);
-    }
-
-    /// <summary>Removes every variant's `profile:` block (the key and the lines indented under it).</summary>
-    internal static string WithoutProfiles(string manifest)
-    {
-        var kept = new List<string>();
-        var skipIndent = -1;
-        foreach (var line in manifest.Split('\n'))
-        {
-            var indent = line.Length - line.TrimStart(' ').Length;
-            if (skipIndent >= 0)
-            {
-                if (line.Trim().Length > 0 && indent > skipIndent)
-                {
-                    continue;
-                }
-
-                skipIndent = -1;
-            }
-
-            if (line.TrimStart(' ').StartsWith("profile:", StringComparison.Ordinal))
-            {
-                skipIndent = indent;
-                continue;
-            }
-
-            kept.Add(line);
-        }
-
-        return string.Join('\n', kept);
+        // Tests edit the manifest as people write it: the trained variants only, no measured
+        // profiles and no variants made by `effserve zoo`, which come and go with `make zoo`.
+        EffServe.Testing.TrainedModels.CopyAsTrained(RepoPaths.Digits, ModelDirectory);
     }
 
     /// <summary>The temporary zoo folder; digits is its only model until a test adds more.</summary>

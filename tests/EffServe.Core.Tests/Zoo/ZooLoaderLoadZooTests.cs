@@ -112,9 +112,10 @@ public sealed class ZooLoaderLoadZooTests : IDisposable
     [Fact]
     public void LoadZoo_RepositoryZoo_LoadsDigits()
     {
-        var models = Loader().LoadZoo(RepoPaths.Zoo);
+        var models = new ZooLoader(new EffServe.Onnx.OnnxGraphReader()).LoadZoo(RepoPaths.Zoo);
 
         Assert.Contains(models, m => m.Name == "digits");
+        Assert.Contains(models, m => m.Name == "shapes");
     }
 
     private ZooLoader Loader() => new(_graphs);

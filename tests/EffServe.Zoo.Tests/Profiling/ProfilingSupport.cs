@@ -30,7 +30,7 @@ internal sealed class ZooCopy : IDisposable
     {
         foreach (var source in modelFolders)
         {
-            CopyFolder(source, System.IO.Path.Combine(_folder.Path, System.IO.Path.GetFileName(source)));
+            EffServe.Testing.TrainedModels.CopyAsTrained(source, System.IO.Path.Combine(_folder.Path, System.IO.Path.GetFileName(source)));
         }
     }
 
@@ -41,20 +41,6 @@ internal sealed class ZooCopy : IDisposable
     public IReadOnlyList<string> Listing() => _folder.Listing();
 
     public void Dispose() => _folder.Dispose();
-
-    private static void CopyFolder(string source, string target)
-    {
-        Directory.CreateDirectory(target);
-        foreach (var file in Directory.EnumerateFiles(source))
-        {
-            File.Copy(file, System.IO.Path.Combine(target, System.IO.Path.GetFileName(file)));
-        }
-
-        foreach (var folder in Directory.EnumerateDirectories(source))
-        {
-            CopyFolder(folder, System.IO.Path.Combine(target, System.IO.Path.GetFileName(folder)));
-        }
-    }
 }
 
 internal static partial class Profiles

@@ -36,15 +36,6 @@ internal static class ZooCli
         return new CliOutcome(code, stdout.ToString(), stderr.ToString());
     }
 
-    /// <summary>Copies a folder and everything in it.</summary>
-    public static void CopyFolder(string source, string target)
-    {
-        Directory.CreateDirectory(target);
-        foreach (var file in Directory.EnumerateFiles(source, "*", SearchOption.AllDirectories))
-        {
-            var destination = Path.Combine(target, Path.GetRelativePath(source, file));
-            Directory.CreateDirectory(Path.GetDirectoryName(destination)!);
-            File.Copy(file, destination);
-        }
-    }
+    /// <summary>Copies a model folder as training leaves it (see <see cref="EffServe.Testing.TrainedModels"/>).</summary>
+    public static void CopyFolder(string source, string target) => EffServe.Testing.TrainedModels.CopyAsTrained(source, target);
 }
