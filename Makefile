@@ -85,3 +85,8 @@ zoo: prerequisites ## Regenerate every derived variant (int8, fp16, early-exit) 
 		--cut '/block1/block1.2/Relu_output_0=features1,/block2/block2.2/MaxPool_output_0=features2' \
 		--exits exit1_logits,exit2_logits,logits
 	$(EFFSERVE_CLI) zoo profile --zoo $(ZOO) -m shapes
+
+.PHONY: bench-telemetry
+bench-telemetry: prerequisites ## Telemetry overhead: telemetry off vs metrics only vs 1 in 10 vs every request traced, interleaved (BENCH_ARGS="15 1000 200 --model shapes")
+	$(DOTNET) build tests/perf/EffServe.TelemetryBench -c Release -v quiet -nologo
+	$(DOTNET) tests/perf/EffServe.TelemetryBench/bin/Release/net10.0/EffServe.TelemetryBench.dll $(BENCH_ARGS)

@@ -2,6 +2,7 @@ using EffServe.Gateway.Door;
 using EffServe.Gateway.Forwarding;
 using EffServe.Gateway.Routing;
 using EffServe.Gateway.Services;
+using EffServe.ServiceDefaults;
 using Grpc.HealthCheck;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Options;
@@ -16,8 +17,14 @@ public static class GatewayExtensions
     /// <summary>Server-level calls that still need an identity when the door is closed.</summary>
     private static readonly string[] s_guardedServerCalls = ["/inference.GRPCInferenceService/RepositoryIndex", "/inference.GRPCInferenceService/ModelStatistics", "/effserve.v1.ZooService/ListModels"];
 
+    /// <summary>
+    /// Registers the gateway: the service defaults (OpenTelemetry: its server spans, YARP's forwarder
+    /// span and the call to the replica, which carries the W3C trace context on), options, routing,
+    /// the door, forwarding and health.
+    /// </summary>
     public static WebApplicationBuilder AddGateway(this WebApplicationBuilder builder)
     {
+        builder.AddServiceDefaults("effserve-gateway");
         var services = builder.Services;
         services.AddOptions<GatewayOptions>().BindConfiguration(GatewayOptions.SectionName).ValidateOnStart();
         services.AddSingleton<IValidateOptions<GatewayOptions>, GatewayOptionsValidator>();

@@ -1,18 +1,26 @@
+using EffServe.Core.Accounting;
 using EffServe.Core.Zoo;
 using EffServe.Inference.Serving;
 using EffServe.Inference.Services;
 using EffServe.Onnx;
+using EffServe.ServiceDefaults;
+using EffServe.ServiceDefaults.Instrumentation;
 using Grpc.HealthCheck;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Options;
 
 namespace EffServe.Inference;
 
-public static class InferenceServiceExtensions
+public static partial class InferenceServiceExtensions
 {
-    /// <summary>Registers the inference service: options (validated at start-up), the zoo, run slots, gRPC, health and reflection.</summary>
+    /// <summary>
+    /// Registers the inference service: the service defaults (OpenTelemetry, EffServe:Telemetry),
+    /// options (validated at start-up), the zoo, run slots, energy and cost accounting
+    /// (EffServe:Accounting), gRPC, health and reflection.
+    /// </summary>
     public static WebApplicationBuilder AddInferenceService(this WebApplicationBuilder builder)
     {
+        builder.AddServiceDefaults("effserve-inference", InferenceInstrumentation.Name);
         var services = builder.Services;
         services.AddOptions<InferenceServiceOptions>().BindConfiguration(InferenceServiceOptions.SectionName).ValidateOnStart();
         services.AddOptions<OnnxOptions>().BindConfiguration(OnnxOptions.SectionName).ValidateOnStart();
@@ -22,6 +30,12 @@ public static class InferenceServiceExtensions
         services.AddSingleton<HealthServiceImpl>();
         services.AddSingleton<ModelRepository>();
         services.AddSingleton<RunSlots>();
+        services.AddValidatedOptions<AccountingOptions>(AccountingOptions.SectionName, o => o.Validate());
+        services.AddSingleton(sp => new Accountant(
+            sp.GetRequiredService<IOptions<AccountingOptions>>().Value,
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<RunSlots>().Capacity));
+        services.AddSingleton<InferenceInstrumentation>();
         services.AddSingleton<InferenceEngine>();
         services.AddHostedService<StoppingNotifier>();
 
@@ -61,6 +75,11 @@ public static class InferenceServiceExtensions
         try
         {
             app.Services.GetRequiredService<ModelRepository>().Load();
+            foreach (var note in app.Services.GetRequiredService<Accountant>().Notes)
+            {
+                EnergySource(app.Logger, note);
+            }
+
             return true;
         }
         catch (ZooValidationException)
@@ -73,4 +92,7 @@ public static class InferenceServiceExtensions
             return false;
         }
     }
+
+    [LoggerMessage(EventId = 20, Level = LogLevel.Information, Message = "Accounting: {Note}")]
+    private static partial void EnergySource(ILogger logger, string note);
 }

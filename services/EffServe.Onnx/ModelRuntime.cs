@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using EffServe.Core.Accounting;
 using EffServe.Core.Tensors;
 using EffServe.Core.Zoo;
 using Microsoft.Extensions.Logging;
@@ -16,11 +17,13 @@ public sealed record VariantState(VariantDefinition Definition, bool Loaded, str
 public sealed class ModelRuntime : IDisposable
 {
     private readonly Dictionary<string, IVariantRunner> _runners;
+    private readonly CpuClockScope _cpuClock;
 
-    private ModelRuntime(ModelDefinition model, Dictionary<string, IVariantRunner> runners, IReadOnlyList<VariantState> variants)
+    private ModelRuntime(ModelDefinition model, Dictionary<string, IVariantRunner> runners, IReadOnlyList<VariantState> variants, CpuClockScope cpuClock)
     {
         Model = model;
         _runners = runners;
+        _cpuClock = cpuClock;
         Variants = variants;
         var loaded = variants.Where(v => v.Loaded).Select(v => v.Definition.Name).ToList();
         DefaultVariant = loaded.Contains(model.DefaultVariant) ? model.DefaultVariant : loaded.FirstOrDefault();
@@ -36,6 +39,9 @@ public sealed class ModelRuntime : IDisposable
     public bool IsReady => DefaultVariant is not null;
 
     public bool IsLoaded(string variant) => _runners.ContainsKey(variant);
+
+    /// <summary>Whose CPU time <see cref="RunResult.CpuNanoseconds"/> counts: the run's thread where ONNX Runtime computes on it alone.</summary>
+    public CpuClockScope CpuTimeScope => _cpuClock;
 
     /// <summary>Creates and warms every variant of the model; variants whose provider is missing are skipped.</summary>
     public static ModelRuntime Load(ModelDefinition model, OnnxOptions options, ILogger logger)
@@ -75,7 +81,11 @@ public sealed class ModelRuntime : IDisposable
             throw;
         }
 
-        return new ModelRuntime(model, runners, states);
+        // With one intra-op thread and sequential execution ONNX Runtime computes on the calling
+        // thread, whose own CPU clock then times the run exactly; otherwise its pool threads work
+        // too and only the process clock sees them.
+        var singleThreaded = options.IntraOpThreads == 1 && options.InterOpThreads <= 1;
+        return new ModelRuntime(model, runners, states, CpuClock.Best(singleThreaded ? CpuClockScope.Thread : CpuClockScope.Process));
     }
 
     /// <summary>
@@ -91,7 +101,9 @@ public sealed class ModelRuntime : IDisposable
         using var registration = cancellationToken.Register(static o => ((RunOptions)o!).Terminate = true, runOptions);
         try
         {
-            return runner.Run(inputs, outputs, exitThreshold, runOptions);
+            var cpuBefore = CpuClock.Nanoseconds(_cpuClock);
+            var result = runner.Run(inputs, outputs, exitThreshold, runOptions);
+            return result with { CpuNanoseconds = CpuClock.Nanoseconds(_cpuClock) - cpuBefore, CpuTimeScope = _cpuClock };
         }
         catch (OnnxRuntimeException) when (cancellationToken.IsCancellationRequested)
         {

@@ -1,3 +1,5 @@
+using System.Diagnostics;
+using EffServe.Core.Accounting;
 using EffServe.Core.EarlyExit;
 using EffServe.Core.Tensors;
 using EffServe.Core.Zoo;
@@ -10,7 +12,25 @@ namespace EffServe.Onnx;
 /// <param name="ExitStages">For early exit: per sample, the 1-based stage it left at; null otherwise.</param>
 /// <param name="StagesRun">How many stage models ran (1 for single-file variants).</param>
 /// <param name="StageSampleRuns">Sum over stages of the samples each stage computed: the work done.</param>
-public sealed record RunResult(IReadOnlyList<NamedTensor> Outputs, int[]? ExitStages, int StagesRun, long StageSampleRuns);
+public sealed record RunResult(IReadOnlyList<NamedTensor> Outputs, int[]? ExitStages, int StagesRun, long StageSampleRuns)
+{
+    /// <summary>CPU time the run took, in nanoseconds, of the scope <see cref="CpuTimeScope"/> says.</summary>
+    public long CpuNanoseconds { get; init; }
+
+    /// <summary>Whose CPU time <see cref="CpuNanoseconds"/> counts: the running thread's, or the whole process's.</summary>
+    public CpuClockScope CpuTimeScope { get; init; }
+
+    /// <summary>Early exit: each stage that ran, in order, with its samples and its time; empty otherwise.</summary>
+    public IReadOnlyList<StageRun> Stages { get; init; } = [];
+}
+
+/// <summary>One stage of an early-exit run.</summary>
+/// <param name="Stage">1-based stage number.</param>
+/// <param name="SamplesIn">Samples that entered the stage.</param>
+/// <param name="SamplesExited">Samples that left at the stage's exit.</param>
+/// <param name="StartTimestamp">When the stage began (<see cref="System.Diagnostics.Stopwatch.GetTimestamp"/>).</param>
+/// <param name="EndTimestamp">When its exit decisions were made.</param>
+public readonly record struct StageRun(int Stage, int SamplesIn, int SamplesExited, long StartTimestamp, long EndTimestamp);
 
 /// <summary>Runs one variant of a model.</summary>
 internal interface IVariantRunner : IDisposable
@@ -80,6 +100,7 @@ internal sealed class EarlyExitRunner : IVariantRunner
         var active = Enumerable.Range(0, batch).ToArray();
         long work = 0;
         var stagesRun = 0;
+        var stageRuns = new List<StageRun>(_stages.Length);
 
         using var modelInputs = OrtTensorConversion.ToOrtValues(inputs);
         var names = modelInputs.Names;
@@ -91,6 +112,7 @@ internal sealed class EarlyExitRunner : IVariantRunner
             for (var k = 0; k < _stages.Length && active.Length > 0; k++)
             {
                 var stage = _stages[k];
+                var stageStarted = Stopwatch.GetTimestamp();
                 var results = stage.Session.Run(runOptions, names, values, stage.Fetch);
                 stagesRun++;
                 work += active.Length;
@@ -120,6 +142,8 @@ internal sealed class EarlyExitRunner : IVariantRunner
                         stay.Add(r);
                     }
                 }
+
+                stageRuns.Add(new StageRun(k + 1, active.Length, active.Length - stay.Count, stageStarted, Stopwatch.GetTimestamp()));
 
                 // Hand the survivors' features to the next stage, compacted when some samples left.
                 DisposeAll(owned);
@@ -160,7 +184,7 @@ internal sealed class EarlyExitRunner : IVariantRunner
         var bytes = new byte[logits!.Length * sizeof(float)];
         Buffer.BlockCopy(logits, 0, bytes, 0, bytes.Length);
         var output = NamedTensor.FromBytes(_outputName, DataType.Fp32, logitsShape!, bytes);
-        return new RunResult(outputs.Count == 0 ? [] : [output], exitStages, stagesRun, work);
+        return new RunResult(outputs.Count == 0 ? [] : [output], exitStages, stagesRun, work) { Stages = stageRuns };
     }
 
     public void Dispose()

@@ -1,17 +1,24 @@
+using System.Diagnostics;
 using System.Net;
 using System.Security.Authentication;
+using EffServe.ServiceDefaults;
 using Microsoft.Extensions.Options;
+using Yarp.ReverseProxy.Forwarder;
 
 namespace EffServe.Gateway.Forwarding;
 
 /// <summary>
 /// The one HTTP/2 client the gateway talks to replicas with: pooled connections, no proxy, no
-/// cookies, no decompression, no redirects, no tracing headers of its own.
+/// cookies, no decompression, no redirects. With telemetry on, each call to a replica carries the
+/// W3C trace context of the gateway's own span (the caller's traceparent, which YARP copies along
+/// with the other headers, is replaced), so the replica's spans hang under the gateway's. With
+/// telemetry off the handler adds nothing and the caller's headers pass through untouched.
 /// </summary>
 public sealed class BackendClient : IDisposable
 {
-    public BackendClient(IOptions<GatewayOptions> options)
+    public BackendClient(IOptions<GatewayOptions> options, IOptions<TelemetryOptions>? telemetry = null)
     {
+        var traced = telemetry?.Value.Enabled ?? false;
         Handler = new SocketsHttpHandler
         {
             UseProxy = false,
@@ -19,7 +26,7 @@ public sealed class BackendClient : IDisposable
             AutomaticDecompression = DecompressionMethods.None,
             UseCookies = false,
             EnableMultipleHttp2Connections = true,
-            ActivityHeadersPropagator = null,
+            ActivityHeadersPropagator = traced ? new ReverseProxyPropagator(DistributedContextPropagator.Current) : null,
             ConnectTimeout = TimeSpan.FromSeconds(5),
             PooledConnectionIdleTimeout = TimeSpan.FromMinutes(5),
             KeepAlivePingDelay = TimeSpan.FromSeconds(30),

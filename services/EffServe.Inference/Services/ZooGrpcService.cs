@@ -1,4 +1,5 @@
 using EffServe.Contracts.Zoo;
+using EffServe.Core.Accounting;
 using EffServe.Core.Tensors;
 using TensorSpec = EffServe.Contracts.Zoo.TensorSpec;
 using VariantProfile = EffServe.Contracts.Zoo.VariantProfile;
@@ -12,10 +13,12 @@ namespace EffServe.Inference.Services;
 public sealed class ZooGrpcService : ZooService.ZooServiceBase
 {
     private readonly ModelRepository _models;
+    private readonly Accountant _accountant;
 
-    public ZooGrpcService(ModelRepository models)
+    public ZooGrpcService(ModelRepository models, Accountant accountant)
     {
         _models = models;
+        _accountant = accountant;
     }
 
     public override Task<ListModelsResponse> ListModels(ListModelsRequest request, ServerCallContext context)
@@ -36,7 +39,7 @@ public sealed class ZooGrpcService : ZooService.ZooServiceBase
         return Task.FromResult(response);
     }
 
-    private static ZooModel ToZooModel(ServedModel served)
+    private ZooModel ToZooModel(ServedModel served)
     {
         var d = served.Definition;
         var model = new ZooModel
@@ -50,6 +53,7 @@ public sealed class ZooGrpcService : ZooService.ZooServiceBase
             Ready = served.Runtime.IsReady,
             DefaultVariant = served.Runtime.DefaultVariant ?? "",
             EvalSamples = d.Evaluation?.Samples ?? 0,
+            Accounting = ToAccounting(_accountant.TotalsFor(d.Name)),
         };
         model.Inputs.Add(d.Inputs.Select(ToSpec));
         model.Outputs.Add(d.Outputs.Select(ToSpec));
@@ -74,6 +78,17 @@ public sealed class ZooGrpcService : ZooService.ZooServiceBase
 
         return model;
     }
+
+    private Contracts.Zoo.AccountingTotals ToAccounting(Core.Accounting.AccountingTotals totals) => new()
+    {
+        Requests = (ulong)totals.Requests,
+        EnergyJoules = totals.Nanojoules / 1e9,
+        EnergySource = totals.Source,
+        CpuSeconds = totals.CpuNanoseconds / 1e9,
+        GpuSeconds = totals.GpuNanoseconds / 1e9,
+        CostUsd = _accountant.CostUsd(totals),
+        CarbonGrams = _accountant.CarbonMg(totals.Nanojoules) / 1000,
+    };
 
     private static TensorSpec ToSpec(Core.Tensors.TensorSpec spec)
     {

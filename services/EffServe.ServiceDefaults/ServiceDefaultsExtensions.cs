@@ -1,0 +1,129 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+using OpenTelemetry;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
+using OpenTelemetry.Trace;
+
+namespace EffServe.ServiceDefaults;
+
+/// <summary>The wiring every EffServe host shares (ARCHITECTURE.md: ServiceDefaults).</summary>
+public static class ServiceDefaultsExtensions
+{
+    /// <summary>Meters of the platform recorded beside the host's own: HTTP server and client, Kestrel, the runtime.</summary>
+    private static readonly string[] s_platformMeters = ["Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel", "System.Net.Http", "System.Runtime"];
+
+    /// <summary>
+    /// Activity sources of the platform: ASP.NET Core's server span (shaped by <see cref="ServerSpans"/>),
+    /// outgoing HTTP and gRPC calls (the gateway's calls to replicas) and YARP's forwarder.
+    /// </summary>
+    private static readonly string[] s_platformSources = ["Microsoft.AspNetCore", "System.Net.Http", "Grpc.Net.Client", "Yarp.ReverseProxy"];
+
+    /// <summary>Incoming calls never traced: health checks, reflection and the metrics scrape.</summary>
+    private static readonly string[] s_untracedPaths = ["/grpc.health.v1.Health/", "/grpc.reflection.", "/metrics"];
+
+    /// <summary>
+    /// OpenTelemetry for this host, unless EffServe:Telemetry:Enabled is false: traces (ASP.NET Core's
+    /// server span, outgoing HTTP and gRPC, YARP and <paramref name="instrumentation"/>'s sources), metrics (the platform's
+    /// and <paramref name="instrumentation"/>'s meters) and, with OTLP, logs. OTLP export happens only
+    /// when OTEL_EXPORTER_OTLP_ENDPOINT is set; EffServe:Telemetry:MetricsUrl opens a Prometheus scrape
+    /// listener on a port of its own.
+    /// </summary>
+    /// <param name="builder">The host.</param>
+    /// <param name="serviceName">service.name when neither EffServe:Telemetry:ServiceName nor OTEL_SERVICE_NAME sets one.</param>
+    /// <param name="instrumentation">Names of the host's own meters and activity sources (one name serves both).</param>
+    public static WebApplicationBuilder AddServiceDefaults(this WebApplicationBuilder builder, string serviceName, params string[] instrumentation)
+    {
+        var services = builder.Services;
+        services.AddValidatedOptions<TelemetryOptions>(TelemetryOptions.SectionName);
+        services.AddSingleton<IValidateOptions<TelemetryOptions>, TelemetryOptionsValidator>();
+
+        var options = builder.Configuration.GetSection(TelemetryOptions.SectionName).Get<TelemetryOptions>() ?? new TelemetryOptions();
+        if (!options.Enabled)
+        {
+            return builder;
+        }
+
+        var configuredName = options.ServiceName.Length > 0 ? options.ServiceName : builder.Configuration["OTEL_SERVICE_NAME"];
+        var otel = services.AddOpenTelemetry()
+            .ConfigureResource(resource =>
+            {
+                if (string.IsNullOrEmpty(builder.Configuration["OTEL_SERVICE_NAME"]) || options.ServiceName.Length > 0)
+                {
+                    resource.AddService(string.IsNullOrEmpty(configuredName) ? serviceName : configuredName);
+                }
+            })
+            .WithTracing(tracing => tracing
+                .SetSampler(new TelemetrySampler(options.TraceSampleRatio))
+                .AddSource(s_platformSources)
+                .AddSource(instrumentation))
+            .WithMetrics(metrics => metrics
+                .AddMeter(s_platformMeters)
+                .AddMeter(instrumentation));
+
+        services.AddSingleton<IStartupFilter, ServerSpans>();
+        if (options.MetricsUrl.Length > 0)
+        {
+            otel.WithMetrics(metrics => metrics.AddPrometheusExporter());
+            services.AddSingleton<MetricsListener>();
+            services.AddHostedService(sp => sp.GetRequiredService<MetricsListener>());
+        }
+
+        if (!string.IsNullOrWhiteSpace(builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]))
+        {
+            otel.WithLogging(configureBuilder: null, configureOptions: o =>
+            {
+                o.IncludeFormattedMessage = true;
+                o.IncludeScopes = true;
+            });
+            otel.UseOtlpExporter();
+        }
+
+        return builder;
+    }
+
+    /// <summary>
+    /// Binds <typeparamref name="T"/> to <paramref name="sectionName"/> and validates it when the host
+    /// starts; with <paramref name="validate"/>, every problem it lists fails the start at once.
+    /// </summary>
+    public static IServiceCollection AddValidatedOptions<T>(this IServiceCollection services, string sectionName, Func<T, IEnumerable<string>>? validate = null)
+        where T : class
+    {
+        services.AddOptions<T>().BindConfiguration(sectionName).ValidateOnStart();
+        if (validate is not null)
+        {
+            services.AddSingleton<IValidateOptions<T>>(new ListValidator<T>(validate));
+        }
+
+        return services;
+    }
+
+    /// <summary>Whether a call to <paramref name="path"/> is traced: every call but health, reflection and metrics.</summary>
+    public static bool IsTraced(PathString path)
+    {
+        var value = path.Value ?? "";
+        foreach (var prefix in s_untracedPaths)
+        {
+            if (value.StartsWith(prefix, StringComparison.Ordinal))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private sealed class ListValidator<T>(Func<T, IEnumerable<string>> validate) : IValidateOptions<T>
+        where T : class
+    {
+        public ValidateOptionsResult Validate(string? name, T options)
+        {
+            var problems = validate(options).ToList();
+            return problems.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(problems);
+        }
+    }
+}
