@@ -169,7 +169,10 @@ public sealed class ModelCallForwarder
                 continue;
             }
 
-            var transport = error is ForwarderError.Request or ForwarderError.RequestBodyDestination or ForwarderError.ResponseBodyDestination;
+            // A unary body is replayed from memory, so a failure while sending it is the replica's,
+            // even when YARP files it under the client (it cannot tell which side of the copy broke).
+            var transport = error is ForwarderError.Request or ForwarderError.RequestBodyDestination or ForwarderError.ResponseBodyDestination
+                || (error == ForwarderError.RequestBodyClient && !streaming && !context.RequestAborted.IsCancellationRequested);
             if (transport)
             {
                 destination.MarkFailed(_options.PassiveHealthPenalty);
