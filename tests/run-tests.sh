@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 mkdir -p artifacts
 log=artifacts/test.log
 
+# Servers and tools the tests start (redis-server ...), installed when missing.
+bash tests/prerequisites.sh || { echo "tests: 0 passed, 1 failed" | tee artifacts/test-summary.txt; exit 1; }
+
 dotnet build EffServe.sln -c Release -v quiet -nologo 2>&1 | tee artifacts/build.log
 build_status=${PIPESTATUS[0]}
 if [ "$build_status" -ne 0 ]; then
