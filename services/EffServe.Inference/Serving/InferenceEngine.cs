@@ -15,6 +15,18 @@ using Microsoft.ML.OnnxRuntime;
 namespace EffServe.Inference.Serving;
 
 /// <summary>
+/// Where a request comes from. Online requests are served against their budget; background
+/// requests (asynchronous batch jobs) have no budget, run at the lowest priority on capacity no
+/// online request is waiting for, are never dropped for a deadline and are left out of the online
+/// SLO metrics.
+/// </summary>
+public enum InferenceOrigin
+{
+    Online,
+    Background,
+}
+
+/// <summary>
 /// One inference from request to response: resolve the model, read the parameters, validate and
 /// decode the tensors, wait for a run slot, run the chosen variant, encode the outputs and
 /// report where the time went, what the request cost (energy, device time, money, carbon) and
@@ -53,7 +65,10 @@ public sealed class InferenceEngine
         telemetry.ObserveIdlePower(ReadIdlePower);
     }
 
-    public async Task<ModelInferResponse> InferAsync(ModelInferRequest request, CancellationToken cancellationToken)
+    public Task<ModelInferResponse> InferAsync(ModelInferRequest request, CancellationToken cancellationToken) =>
+        InferAsync(request, InferenceOrigin.Online, cancellationToken);
+
+    public async Task<ModelInferResponse> InferAsync(ModelInferRequest request, InferenceOrigin origin, CancellationToken cancellationToken)
     {
         var started = Stopwatch.GetTimestamp();
         var model = Resolve(request.ModelName, request.ModelVersion);
