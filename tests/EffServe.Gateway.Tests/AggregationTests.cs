@@ -60,6 +60,54 @@ public sealed class AggregationTests(SharedReplicas shared)
     }
 
     [Fact]
+    public async Task ListModels_AfterRequests_AccountingSummedOverBothReplicas()
+    {
+        // Several calls, so that (with the balancer spreading them) both replicas have charged some.
+        var inference = new GRPCInferenceService.GRPCInferenceServiceClient(shared.Gateway.Channel);
+        for (var i = 0; i < 6; i++)
+        {
+            await inference.ModelInferAsync(Digits.Request(i), deadline: Rpc.Deadline(), cancellationToken: Rpc.Ct);
+        }
+
+        var first = await ListDigitsAsync(shared.First.Channel);
+        var second = await ListDigitsAsync(shared.Second.Channel);
+        var through = await ListDigitsAsync(shared.Gateway.Channel);
+
+        // Other tests of the collection run one after another, so nothing is charged in between.
+        Assert.Equal(first.Accounting.Requests + second.Accounting.Requests, through.Accounting.Requests);
+        Assert.Equal(first.Accounting.EnergyJoules + second.Accounting.EnergyJoules, through.Accounting.EnergyJoules, 12);
+        Assert.Equal(first.Accounting.CostUsd + second.Accounting.CostUsd, through.Accounting.CostUsd, 15);
+        Assert.Equal("modelled", through.Accounting.EnergySource);
+    }
+
+    [Fact]
+    public void Combine_MixedSources_MixedAndSummed()
+    {
+        ZooModel Listing(string source, ulong requests) => new() { Name = Digits.Model, Ready = true, Accounting = new AccountingTotals { Requests = requests, EnergyJoules = requests, EnergySource = source } };
+
+        var combined = Services.GatewayZooService.Combine(Digits.Model, [Listing("measured", 2), Listing("modelled", 3), Listing("", 0)]);
+
+        Assert.Equal(5UL, combined.Accounting.Requests);
+        Assert.Equal(5.0, combined.Accounting.EnergyJoules);
+        Assert.Equal("mixed", combined.Accounting.EnergySource);
+    }
+
+    [Fact]
+    public void Combine_NoReplicaAnswered_NotReady()
+    {
+        var combined = Services.GatewayZooService.Combine(Digits.Model, []);
+
+        Assert.False(combined.Ready);
+        Assert.Equal(Digits.Model, combined.Name);
+    }
+
+    private static async Task<ZooModel> ListDigitsAsync(Grpc.Net.Client.GrpcChannel channel)
+    {
+        var reply = await new ZooService.ZooServiceClient(channel).ListModelsAsync(new ListModelsRequest { Name = Digits.Model }, deadline: Rpc.Deadline(), cancellationToken: Rpc.Ct);
+        return Assert.Single(reply.Models);
+    }
+
+    [Fact]
     public async Task ListModels_UnknownName_NotFoundNamingDigits()
     {
         var client = new ZooService.ZooServiceClient(shared.Gateway.Channel);

@@ -80,21 +80,14 @@ public sealed class GatewayInferenceService : GRPCInferenceService.GRPCInference
         var response = new ModelStatisticsResponse();
         foreach (var replicas in models)
         {
-            var answers = await Task.WhenAll(replicas.Destinations.Where(d => d.IsHealthy).Select(async d =>
+            var answers = await AskAllAsync(replicas, async channel =>
             {
-                try
-                {
-                    var reply = await new GRPCInferenceService.GRPCInferenceServiceClient(d.Channel(_backend.ChannelHandler))
-                        .ModelStatisticsAsync(new ModelStatisticsRequest { Name = replicas.Model, Version = request.Version }, deadline: context.Deadline, cancellationToken: context.CancellationToken);
-                    return reply.ModelStats.FirstOrDefault();
-                }
-                catch (RpcException e) when (e.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded)
-                {
-                    return null;
-                }
-            })).ConfigureAwait(false);
+                var reply = await new GRPCInferenceService.GRPCInferenceServiceClient(channel)
+                    .ModelStatisticsAsync(new ModelStatisticsRequest { Name = replicas.Model, Version = request.Version }, deadline: context.Deadline, cancellationToken: context.CancellationToken);
+                return reply.ModelStats.FirstOrDefault();
+            }).ConfigureAwait(false);
 
-            var sum = answers.OfType<ModelStatistics>().Aggregate((ModelStatistics?)null, StatisticsSum.Add);
+            var sum = answers.Aggregate((ModelStatistics?)null, StatisticsSum.Add);
             if (sum is null)
             {
                 throw new RpcException(new Status(StatusCode.Unavailable, $"No healthy replica of model '{replicas.Model}' answered; retry later."));
@@ -104,6 +97,27 @@ public sealed class GatewayInferenceService : GRPCInferenceService.GRPCInference
         }
 
         return response;
+    }
+
+    /// <summary>
+    /// Asks every healthy replica at once; the answers of those that answered (a replica that is
+    /// unavailable or too slow for the caller's deadline is left out).
+    /// </summary>
+    internal async Task<IReadOnlyList<T>> AskAllAsync<T>(ReplicaSet replicas, Func<Grpc.Net.Client.GrpcChannel, Task<T?>> ask)
+        where T : class
+    {
+        var answers = await Task.WhenAll(replicas.Destinations.Where(d => d.IsHealthy).Select(async d =>
+        {
+            try
+            {
+                return await ask(d.Channel(_backend.ChannelHandler)).ConfigureAwait(false);
+            }
+            catch (RpcException e) when (e.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded)
+            {
+                return null;
+            }
+        })).ConfigureAwait(false);
+        return answers.OfType<T>().ToList();
     }
 
     /// <summary>Asks healthy replicas in turn until one answers; null when none does.</summary>

@@ -4,7 +4,10 @@ using Grpc.Core;
 
 namespace EffServe.Gateway.Services;
 
-/// <summary>effserve.v1.ZooService through the gateway: each model's listing from one of its healthy replicas.</summary>
+/// <summary>
+/// effserve.v1.ZooService through the gateway: each model's listing as its healthy replicas
+/// describe it, with the accounting totals summed over them.
+/// </summary>
 public sealed class GatewayZooService : ZooService.ZooServiceBase
 {
     private readonly ModelRouter _router;
@@ -32,15 +35,60 @@ public sealed class GatewayZooService : ZooService.ZooServiceBase
         var response = new ListModelsResponse();
         foreach (var replicas in models)
         {
-            var model = await _inference.AskOneAsync(replicas, async channel =>
+            var listings = await _inference.AskAllAsync(replicas, async channel =>
             {
                 var listing = await new ZooService.ZooServiceClient(channel)
                     .ListModelsAsync(new ListModelsRequest { Name = replicas.Model }, deadline: context.Deadline, cancellationToken: context.CancellationToken);
                 return listing.Models.FirstOrDefault();
             }).ConfigureAwait(false);
-            response.Models.Add(model ?? new ZooModel { Name = replicas.Model, Ready = false });
+            response.Models.Add(Combine(replicas.Model, listings));
         }
 
         return response;
+    }
+
+    /// <summary>
+    /// One listing for the model: the first replica's description (replicas serve the same zoo)
+    /// with every replica's accounting totals added up; not ready when no replica answered.
+    /// </summary>
+    internal static ZooModel Combine(string model, IReadOnlyList<ZooModel> listings)
+    {
+        if (listings.Count == 0)
+        {
+            return new ZooModel { Name = model, Ready = false };
+        }
+
+        var combined = listings[0].Clone();
+        combined.Ready = listings.Any(l => l.Ready);
+        combined.Accounting = listings.Aggregate((AccountingTotals?)null, (total, next) => Add(total, next.Accounting));
+        return combined;
+    }
+
+    private static AccountingTotals? Add(AccountingTotals? total, AccountingTotals? next)
+    {
+        if (next is null)
+        {
+            return total;
+        }
+
+        if (total is null)
+        {
+            return next.Clone();
+        }
+
+        total.Requests += next.Requests;
+        total.EnergyJoules += next.EnergyJoules;
+        total.CpuSeconds += next.CpuSeconds;
+        total.GpuSeconds += next.GpuSeconds;
+        total.CostUsd += next.CostUsd;
+        total.CarbonGrams += next.CarbonGrams;
+        total.EnergySource = (total.EnergySource, next.EnergySource) switch
+        {
+            ("", var b) => b,
+            (var a, "") => a,
+            (var a, var b) when a == b => a,
+            _ => "mixed",
+        };
+        return total;
     }
 }
