@@ -12,7 +12,7 @@ namespace EffServe.Gateway;
 public static class GatewayExtensions
 {
     /// <summary>The model-level calls: forwarded to a replica of the model they name.</summary>
-    private static readonly string[] s_unaryModelCalls = ["ModelInfer", "ModelMetadata", "ModelReady"];
+    private static readonly string[] s_unaryModelCalls = ["ModelInfer", "ModelMetadata", "ModelReady", "ModelConfig"];
 
     /// <summary>Server-level calls that still need an identity when the door is closed.</summary>
     private static readonly string[] s_guardedServerCalls = ["/inference.GRPCInferenceService/RepositoryIndex", "/inference.GRPCInferenceService/ModelStatistics", "/effserve.v1.ZooService/ListModels"];

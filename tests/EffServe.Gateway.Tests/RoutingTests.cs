@@ -90,6 +90,21 @@ public sealed class RoutingTests(SharedReplicas shared)
     }
 
     [Fact]
+    public async Task ModelConfig_NoHeader_RoutedByName()
+    {
+        var reply = await _client.ModelConfigAsync(new ModelConfigRequest { Name = Digits.Model }, deadline: Rpc.Deadline(), cancellationToken: Rpc.Ct);
+
+        Assert.Equal(Digits.Model, reply.Config.Name);
+        Assert.Single(reply.Config.Input);
+    }
+
+    [Fact]
+    public async Task ModelConfig_UnknownModel_NotFoundNamingModels()
+    {
+        await Rpc.FailsAsync(StatusCode.NotFound, () => _client.ModelConfigAsync(new ModelConfigRequest { Name = "nope" }, deadline: Rpc.Deadline(), cancellationToken: Rpc.Ct).ResponseAsync, "'nope'", Digits.Model);
+    }
+
+    [Fact]
     public async Task ModelStatistics_Name_SumOfBothReplicas()
     {
         await _client.ModelInferAsync(Digits.Request(0, batch: 3), deadline: Rpc.Deadline(), cancellationToken: Rpc.Ct);

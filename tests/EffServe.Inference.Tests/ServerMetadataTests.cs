@@ -65,6 +65,36 @@ public sealed class ServerMetadataTests : IClassFixture<DigitsServerFixture>
     [Theory]
     [InlineData("")]
     [InlineData("1")]
+    public async Task ModelConfig_Digits_TritonConfigWithoutBatchDimension(string version)
+    {
+        var response = await _client.ModelConfigAsync(new ModelConfigRequest { Name = Wire.Digits, Version = version }, cancellationToken: Ct);
+
+        var config = response.Config;
+        Assert.Equal(Wire.Digits, config.Name);
+        Assert.Equal(("onnxruntime_onnx", "onnxruntime"), (config.Platform, config.Backend));
+        Assert.True(config.MaxBatchSize > 0);
+        var input = Assert.Single(config.Input);
+        Assert.Equal((Wire.Image, Contracts.Inference.Config.DataType.TypeFp32), (input.Name, input.DataType));
+        Assert.Equal([1L, 8, 8], input.Dims);
+        var output = Assert.Single(config.Output);
+        Assert.Equal((Wire.Logits, Contracts.Inference.Config.DataType.TypeFp32), (output.Name, output.DataType));
+        Assert.Equal([10L], output.Dims);
+        Assert.Contains("fp32", config.Parameters["effserve.variants"].StringValue.Split(','));
+        Assert.NotEmpty(config.Parameters["effserve.default_variant"].StringValue);
+    }
+
+    [Fact]
+    public async Task ModelConfig_UnknownModel_NotFoundNamingServedModels()
+    {
+        await RpcAssert.FailsAsync(
+            StatusCode.NotFound,
+            () => _client.ModelConfigAsync(new ModelConfigRequest { Name = "mnist" }, cancellationToken: Ct).ResponseAsync,
+            "'mnist'", "models served here: digits");
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("1")]
     public async Task ModelReady_Digits_IsReady(string version)
     {
         var response = await _client.ModelReadyAsync(new ModelReadyRequest { Name = Wire.Digits, Version = version }, cancellationToken: Ct);

@@ -55,6 +55,13 @@ public sealed class InferenceGrpcService : GRPCInferenceService.GRPCInferenceSer
         return Task.FromResult(response);
     }
 
+    public override Task<ModelConfigResponse> ModelConfig(ModelConfigRequest request, ServerCallContext context)
+    {
+        var model = _engine.Resolve(request.Name, request.Version);
+        var loaded = model.Runtime.Variants.Where(v => v.Loaded).Select(v => v.Definition.Name);
+        return Task.FromResult(new ModelConfigResponse { Config = ModelConfigs.Describe(model.Definition, model.Runtime.DefaultVariant, loaded) });
+    }
+
     public override Task<ModelInferResponse> ModelInfer(ModelInferRequest request, ServerCallContext context) =>
         _engine.InferAsync(request, context.CancellationToken);
 

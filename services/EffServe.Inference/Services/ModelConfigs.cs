@@ -1,0 +1,58 @@
+using EffServe.Contracts.Inference.Config;
+using EffServe.Core.Tensors;
+using EffServe.Core.Zoo;
+using ConfigType = EffServe.Contracts.Inference.Config.DataType;
+
+namespace EffServe.Inference.Services;
+
+/// <summary>
+/// A served model described as Triton's ModelConfig, for the Triton tools that read a model's
+/// configuration before they call it (perf_analyzer, the Triton clients' get_model_config).
+/// </summary>
+public static class ModelConfigs
+{
+    public const string Platform = "onnxruntime_onnx";
+    public const string Backend = "onnxruntime";
+
+    public static ModelConfig Describe(ModelDefinition model, string? defaultVariant, IEnumerable<string> loadedVariants)
+    {
+        var config = new ModelConfig
+        {
+            Name = model.Name,
+            Platform = Platform,
+            Backend = Backend,
+            MaxBatchSize = model.MaxBatchSize,
+        };
+        var batched = model.HasBatchDimension;
+        config.Input.Add(model.Inputs.Select(spec => new ModelInput { Name = spec.Name, DataType = ToConfigType(spec.DataType), Dims = { Dims(spec, batched) } }));
+        config.Output.Add(model.Outputs.Select(spec => new ModelOutput { Name = spec.Name, DataType = ToConfigType(spec.DataType), Dims = { Dims(spec, batched) } }));
+        config.Parameters["effserve.task"] = new ModelParameter { StringValue = model.Task };
+        config.Parameters["effserve.variants"] = new ModelParameter { StringValue = string.Join(",", loadedVariants) };
+        config.Parameters["effserve.default_variant"] = new ModelParameter { StringValue = defaultVariant ?? "" };
+        config.Parameters["effserve.version"] = new ModelParameter { StringValue = model.Version };
+        return config;
+    }
+
+    /// <summary>A tensor type in Triton's configuration enum; BYTES is Triton's TYPE_STRING.</summary>
+    public static ConfigType ToConfigType(Core.Tensors.DataType type) => type switch
+    {
+        Core.Tensors.DataType.Bool => ConfigType.TypeBool,
+        Core.Tensors.DataType.UInt8 => ConfigType.TypeUint8,
+        Core.Tensors.DataType.UInt16 => ConfigType.TypeUint16,
+        Core.Tensors.DataType.UInt32 => ConfigType.TypeUint32,
+        Core.Tensors.DataType.UInt64 => ConfigType.TypeUint64,
+        Core.Tensors.DataType.Int8 => ConfigType.TypeInt8,
+        Core.Tensors.DataType.Int16 => ConfigType.TypeInt16,
+        Core.Tensors.DataType.Int32 => ConfigType.TypeInt32,
+        Core.Tensors.DataType.Int64 => ConfigType.TypeInt64,
+        Core.Tensors.DataType.Fp16 => ConfigType.TypeFp16,
+        Core.Tensors.DataType.Fp32 => ConfigType.TypeFp32,
+        Core.Tensors.DataType.Fp64 => ConfigType.TypeFp64,
+        Core.Tensors.DataType.Bytes => ConfigType.TypeString,
+        Core.Tensors.DataType.Bf16 => ConfigType.TypeBf16,
+        _ => ConfigType.TypeInvalid,
+    };
+
+    /// <summary>Triton's dims leave the batch dimension out when the model batches.</summary>
+    private static IEnumerable<long> Dims(TensorSpec spec, bool batched) => batched ? spec.Shape.Skip(1) : spec.Shape;
+}
