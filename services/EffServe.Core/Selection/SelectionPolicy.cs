@@ -1,0 +1,117 @@
+namespace EffServe.Core.Selection;
+
+/// <summary>One way to serve a request: a variant and, for early exit, a threshold, with what it is predicted to deliver.</summary>
+/// <param name="Variant">The variant's name.</param>
+/// <param name="Threshold">The early-exit threshold; null for other kinds.</param>
+/// <param name="Accuracy">Accuracy on the model's evaluation set (the threshold's for early exit); null when not profiled.</param>
+/// <param name="RunMs">Predicted run time of the request alone; null while the latency model knows nothing.</param>
+/// <param name="AheadMs">Predicted wait for the work queued and running ahead of the request.</param>
+/// <param name="CostUsd">Predicted cost of the run (device time × price); null when the run time is unknown.</param>
+/// <param name="IsModelDefault">The model's default variant at its own threshold.</param>
+/// <param name="IsVariantDefault">The variant at its own threshold (always true for kinds without one).</param>
+public sealed record Candidate(
+    string Variant,
+    double? Threshold,
+    double? Accuracy,
+    double? RunMs,
+    double AheadMs,
+    double? CostUsd,
+    bool IsModelDefault,
+    bool IsVariantDefault)
+{
+    /// <summary>Predicted time from now until the request's answer is computed.</summary>
+    public double CompletionMs => AheadMs + (RunMs ?? 0);
+}
+
+/// <summary>What a policy chooses among.</summary>
+/// <param name="Candidates">The candidates within the request's accuracy floor and cost cap (never empty).</param>
+/// <param name="BudgetMs">Milliseconds left of the request's budget; null when it has none.</param>
+/// <param name="FixedVariant">The variant the <c>fixed</c> policy serves.</param>
+public sealed record SelectionContext(IReadOnlyList<Candidate> Candidates, double? BudgetMs, string FixedVariant);
+
+/// <summary>
+/// A named way to choose the variant that serves a request (in the shape of YARP's
+/// load-balancing policies: each has a name, all are registered, configuration picks one).
+/// </summary>
+public interface ISelectionPolicy
+{
+    /// <summary>The name configuration uses (EffServe:Selection:Policy).</summary>
+    string Name { get; }
+
+    /// <summary>The candidate to serve, or null when none fits the budget.</summary>
+    Candidate? Choose(SelectionContext context);
+}
+
+/// <summary>Orders of candidates every policy shares.</summary>
+public static class CandidateOrder
+{
+    /// <summary>
+    /// Most accurate first. An unprofiled accuracy counts below every profiled one, except that the
+    /// model's default variant leads its equals; among equals, the sooner finished first.
+    /// </summary>
+    public static IEnumerable<Candidate> MostAccurateFirst(IEnumerable<Candidate> candidates) =>
+        candidates
+            .OrderByDescending(c => c.Accuracy ?? -1)
+            .ThenByDescending(c => c.Accuracy is null && c.IsModelDefault)
+            .ThenBy(c => c.CompletionMs)
+            .ThenByDescending(c => c.IsModelDefault);
+
+    /// <summary>The sooner finished first; among equals the more accurate.</summary>
+    public static IEnumerable<Candidate> FastestFirst(IEnumerable<Candidate> candidates) =>
+        candidates
+            .OrderBy(c => c.CompletionMs)
+            .ThenByDescending(c => c.Accuracy ?? -1)
+            .ThenByDescending(c => c.IsModelDefault);
+}
+
+/// <summary>
+/// <c>slo-aware</c>: the most accurate candidate whose predicted completion (work ahead plus its
+/// run) fits the budget left; without a budget, the most accurate (the model's default where
+/// accuracy is not profiled).
+/// </summary>
+public sealed class SloAwarePolicy : ISelectionPolicy
+{
+    public const string PolicyName = "slo-aware";
+
+    public string Name => PolicyName;
+
+    public Candidate? Choose(SelectionContext context)
+    {
+        var ordered = CandidateOrder.MostAccurateFirst(context.Candidates);
+        return context.BudgetMs is { } budget
+            ? ordered.FirstOrDefault(c => c.CompletionMs <= budget)
+            : ordered.First();
+    }
+}
+
+/// <summary><c>fixed</c>: always the configured variant at its own threshold, whatever the budget.</summary>
+public sealed class FixedPolicy : ISelectionPolicy
+{
+    public const string PolicyName = "fixed";
+
+    public string Name => PolicyName;
+
+    public Candidate? Choose(SelectionContext context) =>
+        context.Candidates.FirstOrDefault(c => c.Variant == context.FixedVariant && c.IsVariantDefault)
+        ?? context.Candidates.FirstOrDefault(c => c.Variant == context.FixedVariant);
+}
+
+/// <summary><c>fastest</c>: the candidate predicted to finish first, whatever its accuracy.</summary>
+public sealed class FastestPolicy : ISelectionPolicy
+{
+    public const string PolicyName = "fastest";
+
+    public string Name => PolicyName;
+
+    public Candidate? Choose(SelectionContext context) => CandidateOrder.FastestFirst(context.Candidates).First();
+}
+
+/// <summary><c>most-accurate</c>: the most accurate candidate, whatever the budget.</summary>
+public sealed class MostAccuratePolicy : ISelectionPolicy
+{
+    public const string PolicyName = "most-accurate";
+
+    public string Name => PolicyName;
+
+    public Candidate? Choose(SelectionContext context) => CandidateOrder.MostAccurateFirst(context.Candidates).First();
+}

@@ -1,0 +1,130 @@
+using EffServe.Core.Selection;
+using EffServe.Core.Zoo;
+
+namespace EffServe.Core.Tests.Selection;
+
+public sealed class LatencyModelTests
+{
+    private static readonly VariantProfile s_profile = new(null, null, 0.97,
+        [new LatencyPoint(1, 0.3, 0.5, 3000), new LatencyPoint(2, 0.6, 1.0, 3000), new LatencyPoint(8, 2.4, 4.0, 3400)],
+        []);
+
+    private static readonly VariantProfile s_earlyExit = new(null, null, 0.97,
+        [new LatencyPoint(1, 0.1, 0.2, 6000)],
+        [new ThresholdPoint(0, 0.7, 1, 0.05), new ThresholdPoint(0.9, 0.97, 1.9, 0.2), new ThresholdPoint(1, 0.97, 3, 0.4)]);
+
+    [Fact]
+    public void PredictMs_FromProfile_IsTheP95InterpolatedAndPerSampleBeyond()
+    {
+        var model = new LatencyModel(s_profile);
+
+        Assert.Equal(0.5, model.PredictMs(1));
+        Assert.Equal(2.5, model.PredictMs(5)!.Value, 6);
+        Assert.Equal(8.0, model.PredictMs(16)!.Value, 6);
+    }
+
+    [Fact]
+    public void PredictMs_NoProfileNoRuns_IsUnknown()
+    {
+        Assert.Null(new LatencyModel(null).PredictMs(1));
+    }
+
+    [Fact]
+    public void Observe_EnoughRuns_ReplaceTheProfileWithTheirHighQuantile()
+    {
+        var model = new LatencyModel(s_profile);
+        for (var i = 1; i <= 10; i++)
+        {
+            model.Observe(1, i); // 1..10 ms: the 90th percentile is 9
+        }
+
+        Assert.Equal(9, model.PredictMs(1));
+        // Batch 2 was never observed: its profile figure scaled by observed ÷ profiled at batch 1.
+        Assert.Equal(1.0 * 9 / 0.5, model.PredictMs(2)!.Value, 6);
+    }
+
+    [Fact]
+    public void Observe_OneOutlier_BarelyMovesTheEstimate()
+    {
+        var model = new LatencyModel(s_profile);
+        for (var i = 0; i < 30; i++)
+        {
+            model.Observe(1, 0.4);
+        }
+
+        model.Observe(1, 500);
+
+        Assert.Equal(0.4, model.PredictMs(1));
+    }
+
+    [Fact]
+    public void Observe_LastingChange_TakesTheWindowOver()
+    {
+        var model = new LatencyModel(s_profile);
+        for (var i = 0; i < LatencyModel.Window; i++)
+        {
+            model.Observe(1, 0.4);
+        }
+
+        for (var i = 0; i < LatencyModel.Window; i++)
+        {
+            model.Observe(1, 2.0);
+        }
+
+        Assert.Equal(2.0, model.PredictMs(1));
+    }
+
+    [Fact]
+    public void PredictMs_EarlyExitThreshold_ScalesByTheProfilesMeanLatency()
+    {
+        var model = new LatencyModel(s_earlyExit, profileThreshold: 0.9);
+
+        Assert.Equal(0.2, model.PredictMs(1, 0.9)!.Value, 6);
+        Assert.Equal(0.05, model.PredictMs(1, 0)!.Value, 6);
+        Assert.Equal(0.4, model.PredictMs(1, 1)!.Value, 6);
+    }
+
+    [Fact]
+    public void Observe_AtAnotherThreshold_IsNormalisedToTheProfilesThreshold()
+    {
+        var model = new LatencyModel(s_earlyExit, profileThreshold: 0.9);
+        for (var i = 0; i < 10; i++)
+        {
+            model.Observe(1, 0.8, threshold: 1); // twice the profile's mean at 0.9
+        }
+
+        Assert.Equal(0.4, model.PredictMs(1, 0.9)!.Value, 6);
+        Assert.Equal(0.8, model.PredictMs(1, 1)!.Value, 6);
+    }
+
+    [Fact]
+    public void BatchingPays_FollowsTheProfilesThroughput()
+    {
+        var model = new LatencyModel(s_profile);
+
+        Assert.False(model.BatchingPays(2)); // 3000/s against 3000/s
+        Assert.True(model.BatchingPays(8)); // 3400/s: 13 % more
+        Assert.Equal(1, model.LargestUsefulBatch(4));
+        Assert.Equal(16, model.LargestUsefulBatch(16));
+        Assert.Equal(16, new LatencyModel(null).LargestUsefulBatch(16));
+    }
+
+    [Fact]
+    public void Snapshot_ListsProfiledAndObservedSizes()
+    {
+        var model = new LatencyModel(s_profile);
+        for (var i = 0; i < 6; i++)
+        {
+            model.Observe(4, 1.5);
+        }
+
+        var snapshot = model.Snapshot();
+
+        Assert.Equal([1, 2, 4, 8], snapshot.Select(s => s.BatchSize));
+        var four = snapshot.Single(s => s.BatchSize == 4);
+        Assert.Equal(2.0, four.ProfileMs!.Value, 6);
+        Assert.Equal(1.5, four.ObservedMs);
+        Assert.Equal(6, four.Observations);
+        Assert.Equal(1.5, four.PredictedMs);
+    }
+}
