@@ -1,6 +1,7 @@
 using EffServe.Core.Accounting;
 using EffServe.Core.Zoo;
 using EffServe.Inference.Serving;
+using EffServe.Inference.Jobs;
 using EffServe.Inference.Services;
 using EffServe.Onnx;
 using EffServe.ServiceDefaults;
@@ -37,6 +38,7 @@ public static partial class InferenceServiceExtensions
             sp.GetRequiredService<RunSlots>().Capacity));
         services.AddSingleton<InferenceInstrumentation>();
         services.AddSingleton<InferenceEngine>();
+        builder.AddCacheAndJobs();
         services.AddHostedService<StoppingNotifier>();
 
         var maxMessage = builder.Configuration.GetValue<int?>($"{InferenceServiceOptions.SectionName}:MaxMessageBytes") ?? new InferenceServiceOptions().MaxMessageBytes;
@@ -61,6 +63,7 @@ public static partial class InferenceServiceExtensions
     {
         app.MapGrpcService<InferenceGrpcService>();
         app.MapGrpcService<ZooGrpcService>();
+        app.MapGrpcService<JobGrpcService>();
         app.MapGrpcService<HealthServiceImpl>();
         app.MapGrpcReflectionService();
         return app;

@@ -61,6 +61,12 @@ public sealed class ModelStatistics
 
     public DurationCounter ComputeOutput { get; } = new();
 
+    /// <summary>Requests answered from the response cache, with the time their lookup took.</summary>
+    public DurationCounter CacheHit { get; } = new();
+
+    /// <summary>Requests the response cache could not answer, with the time spent looking up and filling.</summary>
+    public DurationCounter CacheMiss { get; } = new();
+
     public IEnumerable<BatchStatistics> Batches => _batches.Values.OrderBy(b => b.BatchSize);
 
     /// <summary>Records a request that ran as one execution of <paramref name="batchSize"/> samples.</summary>
@@ -81,6 +87,18 @@ public sealed class ModelStatistics
     }
 
     public void RecordFailure(long totalNs) => Fail.Add(totalNs);
+
+    /// <summary>
+    /// Records a request answered from the cache: a success and <paramref name="batchSize"/>
+    /// inferences, but no execution (nothing ran), as Triton counts cache hits.
+    /// </summary>
+    public void RecordCacheHit(int batchSize, long lookupNs, long totalNs, long nowUnixMs)
+    {
+        Interlocked.Add(ref _inferenceCount, batchSize);
+        Interlocked.Exchange(ref _lastInferenceMs, nowUnixMs);
+        Success.Add(totalNs);
+        CacheHit.Add(lookupNs);
+    }
 }
 
 /// <summary>Where one request's time went, in nanoseconds.</summary>

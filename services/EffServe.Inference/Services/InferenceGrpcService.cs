@@ -1,6 +1,7 @@
 using System.Reflection;
 using EffServe.Contracts.Inference;
 using EffServe.Core.Statistics;
+using EffServe.Inference.Caching;
 using EffServe.Inference.Serving;
 using Grpc.Core;
 
@@ -17,12 +18,14 @@ public sealed class InferenceGrpcService : GRPCInferenceService.GRPCInferenceSer
 
     private readonly ModelRepository _models;
     private readonly InferenceEngine _engine;
+    private readonly ResponseCache _cache;
     private readonly Microsoft.Extensions.Options.IOptions<InferenceServiceOptions> _options;
 
-    public InferenceGrpcService(ModelRepository models, InferenceEngine engine, Microsoft.Extensions.Options.IOptions<InferenceServiceOptions> options)
+    public InferenceGrpcService(ModelRepository models, InferenceEngine engine, ResponseCache cache, Microsoft.Extensions.Options.IOptions<InferenceServiceOptions> options)
     {
         _models = models;
         _engine = engine;
+        _cache = cache;
         _options = options;
     }
 
@@ -63,7 +66,7 @@ public sealed class InferenceGrpcService : GRPCInferenceService.GRPCInferenceSer
     }
 
     public override Task<ModelInferResponse> ModelInfer(ModelInferRequest request, ServerCallContext context) =>
-        _engine.InferAsync(request, context.CancellationToken);
+        _cache.InferAsync(request, context.Deadline, context.CancellationToken);
 
     public override async Task ModelStreamInfer(IAsyncStreamReader<ModelInferRequest> requestStream, IServerStreamWriter<ModelStreamInferResponse> responseStream, ServerCallContext context)
     {
@@ -87,7 +90,7 @@ public sealed class InferenceGrpcService : GRPCInferenceService.GRPCInferenceSer
             ModelStreamInferResponse answer;
             try
             {
-                answer = new ModelStreamInferResponse { InferResponse = await _engine.InferAsync(request, token).ConfigureAwait(false) };
+                answer = new ModelStreamInferResponse { InferResponse = await _cache.InferAsync(request, context.Deadline, token).ConfigureAwait(false) };
             }
             catch (Exception e) when (e is RpcException or OperationCanceledException)
             {
@@ -139,8 +142,8 @@ public sealed class InferenceGrpcService : GRPCInferenceService.GRPCInferenceSer
                     ComputeInput = ToDuration(s.ComputeInput),
                     ComputeInfer = ToDuration(s.ComputeInfer),
                     ComputeOutput = ToDuration(s.ComputeOutput),
-                    CacheHit = new StatisticDuration(),
-                    CacheMiss = new StatisticDuration(),
+                    CacheHit = ToDuration(s.CacheHit),
+                    CacheMiss = ToDuration(s.CacheMiss),
                 },
             };
             stats.BatchStats.Add(s.Batches.Select(b => new InferBatchStatistics

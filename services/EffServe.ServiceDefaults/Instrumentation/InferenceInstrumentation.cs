@@ -49,6 +49,7 @@ public sealed class InferenceInstrumentation : IDisposable
     private readonly Counter<long> _exits;
     private readonly Counter<long> _cacheHits;
     private readonly Counter<long> _cacheMisses;
+    private readonly Counter<long> _redisStates;
     private readonly Counter<long> _shed;
     private readonly Counter<long> _dropped;
     private readonly Counter<double> _deviceTime;
@@ -74,6 +75,7 @@ public sealed class InferenceInstrumentation : IDisposable
         _exits = _meter.CreateCounter<long>("effserve.early_exit.samples", "{sample}", "Samples of early-exit runs by the stage they left at.");
         _cacheHits = _meter.CreateCounter<long>("effserve.cache.hits", "{request}", "Requests answered from the response cache.");
         _cacheMisses = _meter.CreateCounter<long>("effserve.cache.misses", "{request}", "Requests the response cache could not answer.");
+        _redisStates = _meter.CreateCounter<long>("effserve.cache.redis.state_changes", "{change}", "Changes of the Redis circuit breaker, by the state entered (outcome: open, half_open, closed); open means serving from the in-process cache only.");
         _shed = _meter.CreateCounter<long>("effserve.requests.shed", "{request}", "Requests refused before queueing, by reason (outcome).");
         _dropped = _meter.CreateCounter<long>("effserve.requests.dropped", "{request}", "Requests given up after they were admitted, by reason (outcome).");
         _deviceTime = _meter.CreateCounter<double>("effserve.device.time", "s", "Device time attributed to requests: CPU core-seconds, GPU busy seconds.");
@@ -172,6 +174,9 @@ public sealed class InferenceInstrumentation : IDisposable
     public void CacheHit(string model) => _cacheHits.Add(1, new KeyValuePair<string, object?>(TagNames.Model, model));
 
     public void CacheMiss(string model) => _cacheMisses.Add(1, new KeyValuePair<string, object?>(TagNames.Model, model));
+
+    /// <summary>The Redis circuit breaker entered <paramref name="state"/> (open, half_open, closed).</summary>
+    public void RedisStateChanged(string state) => _redisStates.Add(1, new KeyValuePair<string, object?>(TagNames.Outcome, state));
 
     /// <summary>A request refused before it queued (overload, an SLO no variant can meet).</summary>
     public void Shed(string model, string reason) =>
