@@ -90,3 +90,21 @@ zoo: prerequisites ## Regenerate every derived variant (int8, fp16, early-exit) 
 bench-telemetry: prerequisites ## Telemetry overhead: telemetry off vs metrics only vs 1 in 10 vs every request traced, interleaved (BENCH_ARGS="15 1000 200 --model shapes")
 	$(DOTNET) build tests/perf/EffServe.TelemetryBench -c Release -v quiet -nologo
 	$(DOTNET) tests/perf/EffServe.TelemetryBench/bin/Release/net10.0/EffServe.TelemetryBench.dll $(BENCH_ARGS)
+
+PUBLISH_DIR ?= $(CURDIR)/artifacts/publish
+
+.PHONY: publish
+publish: prerequisites ## Publish the gateway and the inference service as the CPU images ship them (self-contained linux-x64) into artifacts/publish
+	bash k8s/images/publish.sh gateway $(PUBLISH_DIR)/gateway
+	bash k8s/images/publish.sh inference $(PUBLISH_DIR)/inference
+
+.PHONY: publish-gpu
+publish-gpu: prerequisites ## Publish the inference service as the GPU image ships it into artifacts/publish/inference-gpu
+	bash k8s/images/publish.sh inference-gpu $(PUBLISH_DIR)/inference-gpu
+
+HELM ?= $(CURDIR)/artifacts/tools/node_modules/.bin/helm
+
+.PHONY: helm-check
+helm-check: ## Lint and render the Helm chart for every value set, check the objects against Kubernetes schemas and our rules, and the plain manifests against the chart
+	bash tests/prerequisites.sh
+	$(DOTNET) test --project tests/EffServe.Deploy.Tests -c $(CONFIGURATION) -- --filter-not-trait 'Category=Publish'

@@ -100,6 +100,12 @@ effserve.io/model: {{ .model }}
 {{- dict "Enabled" .Values.telemetry.enabled "MetricsUrl" (printf "http://0.0.0.0:%d" (int .Values.ports.metrics)) "TraceSampleRatio" .Values.telemetry.traceSampleRatio | toJson -}}
 {{- end -}}
 
+{{/* A model's settings: modelDefaults overridden by the model's entry. Call with (dict "root" $ "model" NAME); returns JSON. */}}
+{{- define "effserve.modelValues" -}}
+{{- $entry := index .root.Values.models .model | default (dict) -}}
+{{- mergeOverwrite (deepCopy .root.Values.modelDefaults) (deepCopy $entry) | toJson -}}
+{{- end -}}
+
 {{/*
 Checks that the schema cannot express; each failure says what to change.
 */}}
@@ -107,11 +113,12 @@ Checks that the schema cannot express; each failure says what to change.
 {{- if not .Values.models -}}
 {{- fail "values: models is empty; add at least one model (models.NAME.zoo.path is required)." -}}
 {{- end -}}
-{{- range $name, $m := .Values.models -}}
+{{- range $name, $_ := .Values.models -}}
+{{- $m := include "effserve.modelValues" (dict "root" $ "model" $name) | fromJson -}}
 {{- if not (regexMatch "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$" $name) -}}
 {{- fail (printf "values: models.%s: a model's key must be a DNS label (lower-case letters, digits and '-'), since it names Kubernetes objects." $name) -}}
 {{- end -}}
-{{- if or (not $m.zoo) (not $m.zoo.path) -}}
+{{- if not (get (default (dict) $m.zoo) "path") -}}
 {{- fail (printf "values: models.%s has no zoo path; set models.%s.zoo.path to the zoo folder inside the container (the images bake the demo zoo into /app/zoo, or mount one with models.%s.zoo.volume)." $name $name $name) -}}
 {{- end -}}
 {{- if not (hasPrefix "/" $m.zoo.path) -}}
