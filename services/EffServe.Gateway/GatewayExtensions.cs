@@ -14,6 +14,9 @@ public static class GatewayExtensions
     /// <summary>The model-level calls: forwarded to a replica of the model they name.</summary>
     private static readonly string[] s_unaryModelCalls = ["ModelInfer", "ModelMetadata", "ModelReady", "ModelConfig"];
 
+    /// <summary>Job calls that name a job: routed to a replica of the model the job id starts with.</summary>
+    private static readonly string[] s_jobIdCalls = ["GetJob", "CancelJob", "StreamJobResults"];
+
     /// <summary>Server-level calls that still need an identity when the door is closed.</summary>
     private static readonly string[] s_guardedServerCalls = ["/inference.GRPCInferenceService/RepositoryIndex", "/inference.GRPCInferenceService/ModelStatistics", "/effserve.v1.ZooService/ListModels"];
 
@@ -79,6 +82,14 @@ public static class GatewayExtensions
         }
 
         app.MapPost("/inference.GRPCInferenceService/ModelStreamInfer", forwarder.ForwardStreamingAsync).WithOrder(-1);
+
+        // effserve.v1.JobService: SubmitJob names the model in field 1, the other calls a job id that starts with it.
+        app.MapPost("/effserve.v1.JobService/SubmitJob", forwarder.ForwardUnaryAsync).WithOrder(-1);
+        foreach (var method in s_jobIdCalls)
+        {
+            app.MapPost($"/effserve.v1.JobService/{method}", forwarder.ForwardJobAsync).WithOrder(-1);
+        }
+
         return app;
     }
 

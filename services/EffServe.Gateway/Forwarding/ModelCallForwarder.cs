@@ -48,7 +48,10 @@ public sealed class ModelCallForwarder
 
     public Task ForwardStreamingAsync(HttpContext context) => ForwardAsync(context, streaming: true);
 
-    private async Task ForwardAsync(HttpContext context, bool streaming)
+    /// <summary>A job call whose field 1 is a job id ("&lt;model&gt;.&lt;random&gt;"): routed to a replica of the id's model.</summary>
+    public Task ForwardJobAsync(HttpContext context) => ForwardAsync(context, streaming: false, byJobId: true);
+
+    private async Task ForwardAsync(HttpContext context, bool streaming, bool byJobId = false)
     {
         var started = Stopwatch.GetTimestamp();
         if (!await _door.AdmitAsync(context).ConfigureAwait(false))
@@ -86,6 +89,17 @@ public sealed class ModelCallForwarder
                 case PeekError.Malformed:
                     await GrpcResponses.WriteErrorAsync(context, StatusCode.InvalidArgument, $"The request is not a well-formed gRPC message: {detail}.").ConfigureAwait(false);
                     return;
+            }
+
+            if (byJobId)
+            {
+                if (!Core.Jobs.JobIds.TryParse(model, out var owner, out var problem))
+                {
+                    await GrpcResponses.WriteErrorAsync(context, StatusCode.InvalidArgument, problem).ConfigureAwait(false);
+                    return;
+                }
+
+                model = owner;
             }
         }
 
