@@ -38,13 +38,35 @@ if [ ${#models[@]} -eq 0 ]; then
   exit 1
 fi
 
+# Redis backs the shared response cache and the job service. An endpoint given in
+# ConnectionStrings__redis is used as is; otherwise a private redis-server is started on a free
+# loopback port when one is installed (nothing persisted), and without one EffServe runs with its
+# in-process cache only (the job service then answers UNAVAILABLE).
+redis_note=""
+if [ -n "${ConnectionStrings__redis:-}" ]; then
+  redis_note="Redis at $ConnectionStrings__redis (ConnectionStrings__redis)"
+elif command -v redis-server >/dev/null; then
+  redis_port=$((port + 379))
+  while (exec 3<>"/dev/tcp/127.0.0.1/$redis_port") 2>/dev/null; do redis_port=$((redis_port + 1)); done
+  redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --loglevel warning >/dev/null &
+  pids+=($!)
+  export ConnectionStrings__redis="127.0.0.1:$redis_port"
+  redis_note="a private redis-server on 127.0.0.1:$redis_port (shared cache and jobs; nothing persisted)"
+else
+  redis_note="no Redis (redis-server is not installed): in-process cache only, the job service answers UNAVAILABLE"
+fi
+echo "EffServe: $redis_note"
+
+# The response cache is opt-in per model: EFFSERVE_CACHE=1 turns it on for every model served here.
 routes=()
 for i in "${!models[@]}"; do
   model=${models[$i]}
   backend=$((port + 100 + i))
+  cache_args=()
+  [ "${EFFSERVE_CACHE:-0}" = 1 ] && cache_args=("--EffServe:Cache:Models:$model:Enabled=true")
   dotnet "$inference/EffServe.Inference.dll" --contentRoot "$PWD/$inference" \
     --urls "http://127.0.0.1:$backend" \
-    --EffServe:Inference:ZooPath="$zoo" --EffServe:Inference:Models:0="$model" &
+    --EffServe:Inference:ZooPath="$zoo" --EffServe:Inference:Models:0="$model" ${cache_args[@]+"${cache_args[@]}"} &
   pids+=($!)
   routes+=("--EffServe:Gateway:Models:$model:Destinations:0=http://127.0.0.1:$backend")
   echo "EffServe: model $model served by an inference service on 127.0.0.1:$backend"
