@@ -195,34 +195,7 @@ public sealed class RedisJobStore(RedisConnection redis)
 
     /// <summary>New work items for <paramref name="consumer"/>, high priority first; at most <paramref name="count"/>.</summary>
     public Task<List<WorkItem>> ReadAsync(string model, string consumer, int count, CancellationToken cancellationToken) =>
-        redis.RunAsync(
-            async db =>
-            {
-                var items = new List<WorkItem>();
-                foreach (var queue in Queues(model))
-                {
-                    if (items.Count >= count)
-                    {
-                        break;
-                    }
-
-                    StreamEntry[] entries;
-                    try
-                    {
-                        entries = await db.StreamReadGroupAsync(queue, JobKeys.Group, consumer, ">", count - items.Count).ConfigureAwait(false);
-                    }
-                    catch (RedisServerException e) when (e.Message.Contains("NOGROUP", StringComparison.Ordinal))
-                    {
-                        await CreateGroupsAsync(db, model).ConfigureAwait(false);
-                        continue;
-                    }
-
-                    items.AddRange(entries.Select(e => ToItem(queue, e)));
-                }
-
-                return items;
-            },
-            cancellationToken);
+        redis.RunAsync(db => TakeAsync(db, model, count, (queue, wanted) => db.StreamReadGroupAsync(queue, JobKeys.Group, consumer, ">", wanted)), cancellationToken);
 
     /// <summary>
     /// Takes over items another consumer took more than <paramref name="minIdle"/> ago and never
@@ -230,29 +203,8 @@ public sealed class RedisJobStore(RedisConnection redis)
     /// </summary>
     public Task<List<WorkItem>> ReclaimAsync(string model, string consumer, TimeSpan minIdle, int count, CancellationToken cancellationToken) =>
         redis.RunAsync(
-            async db =>
-            {
-                var items = new List<WorkItem>();
-                foreach (var queue in Queues(model))
-                {
-                    if (items.Count >= count)
-                    {
-                        break;
-                    }
-
-                    try
-                    {
-                        var claimed = await db.StreamAutoClaimAsync(queue, JobKeys.Group, consumer, (long)minIdle.TotalMilliseconds, "0-0", count - items.Count).ConfigureAwait(false);
-                        items.AddRange(claimed.ClaimedEntries.Where(e => !e.IsNull).Select(e => ToItem(queue, e)));
-                    }
-                    catch (RedisServerException e) when (e.Message.Contains("NOGROUP", StringComparison.Ordinal))
-                    {
-                        await CreateGroupsAsync(db, model).ConfigureAwait(false);
-                    }
-                }
-
-                return items;
-            },
+            db => TakeAsync(db, model, count, async (queue, wanted) =>
+                (await db.StreamAutoClaimAsync(queue, JobKeys.Group, consumer, (long)minIdle.TotalMilliseconds, "0-0", wanted).ConfigureAwait(false)).ClaimedEntries),
             cancellationToken);
 
     /// <summary>Counts an attempt at an item and says whether to run it (with its input), skip it, or give up on it.</summary>
@@ -310,6 +262,31 @@ public sealed class RedisJobStore(RedisConnection redis)
                 await Task.WhenAll(ack, delete).ConfigureAwait(false);
             },
             cancellationToken);
+
+    /// <summary>Up to <paramref name="count"/> items from the model's queues, high priority first; a missing group is created.</summary>
+    private static async Task<List<WorkItem>> TakeAsync(IDatabase db, string model, int count, Func<string, int, Task<StreamEntry[]>> take)
+    {
+        var items = new List<WorkItem>();
+        foreach (var queue in Queues(model))
+        {
+            if (items.Count >= count)
+            {
+                break;
+            }
+
+            try
+            {
+                var entries = await take(queue, count - items.Count).ConfigureAwait(false);
+                items.AddRange(entries.Where(e => !e.IsNull).Select(e => ToItem(queue, e)));
+            }
+            catch (RedisServerException e) when (e.Message.Contains("NOGROUP", StringComparison.Ordinal))
+            {
+                await CreateGroupsAsync(db, model).ConfigureAwait(false);
+            }
+        }
+
+        return items;
+    }
 
     private static IEnumerable<string> Queues(string model) => [JobKeys.Queue(model, 1), JobKeys.Queue(model, 0)];
 

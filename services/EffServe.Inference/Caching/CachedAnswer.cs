@@ -142,71 +142,33 @@ internal static class OutputContents
             return UnsafeByteOperations.UnsafeWrap(buffer);
         }
 
-        var size = type.ElementSize();
-        using var stream = new MemoryStream();
-        Span<byte> e = stackalloc byte[8];
-        void Put(Span<byte> bytes) => stream.Write(bytes[..size]);
-        switch (type)
+        return type switch
         {
-            case DataType.Bool:
-                foreach (var v in c.BoolContents)
-                {
-                    e[0] = v ? (byte)1 : (byte)0;
-                    Put(e);
-                }
+            DataType.Bool => Pack(c.BoolContents, 1, static (s, v) => s[0] = v ? (byte)1 : (byte)0),
+            DataType.Fp32 => Pack(c.Fp32Contents, 4, BinaryPrimitives.WriteSingleLittleEndian),
+            DataType.Fp64 => Pack(c.Fp64Contents, 8, BinaryPrimitives.WriteDoubleLittleEndian),
+            DataType.Int64 => Pack(c.Int64Contents, 8, BinaryPrimitives.WriteInt64LittleEndian),
+            DataType.UInt64 => Pack(c.Uint64Contents, 8, BinaryPrimitives.WriteUInt64LittleEndian),
 
-                break;
-            case DataType.Fp32:
-                foreach (var v in c.Fp32Contents)
-                {
-                    BinaryPrimitives.WriteSingleLittleEndian(e, v);
-                    Put(e);
-                }
+            // Little-endian: an element's low bytes come first, so INT8/INT16 take the first 1 or 2.
+            DataType.Int8 or DataType.Int16 or DataType.Int32 => Pack(c.IntContents, type.ElementSize(), static (s, v) => BinaryPrimitives.WriteInt32LittleEndian(s, v)),
+            _ => Pack(c.UintContents, type.ElementSize(), static (s, v) => BinaryPrimitives.WriteUInt32LittleEndian(s, v)),
+        };
+    }
 
-                break;
-            case DataType.Fp64:
-                foreach (var v in c.Fp64Contents)
-                {
-                    BinaryPrimitives.WriteDoubleLittleEndian(e, v);
-                    Put(e);
-                }
+    private delegate void ElementWriter<in T>(Span<byte> destination, T value);
 
-                break;
-            case DataType.Int64:
-                foreach (var v in c.Int64Contents)
-                {
-                    BinaryPrimitives.WriteInt64LittleEndian(e, v);
-                    Put(e);
-                }
-
-                break;
-            case DataType.UInt64:
-                foreach (var v in c.Uint64Contents)
-                {
-                    BinaryPrimitives.WriteUInt64LittleEndian(e, v);
-                    Put(e);
-                }
-
-                break;
-            case DataType.Int8 or DataType.Int16 or DataType.Int32:
-                foreach (var v in c.IntContents)
-                {
-                    BinaryPrimitives.WriteInt32LittleEndian(e, v); // little-endian: the low bytes come first
-                    Put(e);
-                }
-
-                break;
-            default: // UINT8, UINT16, UINT32
-                foreach (var v in c.UintContents)
-                {
-                    BinaryPrimitives.WriteUInt32LittleEndian(e, v);
-                    Put(e);
-                }
-
-                break;
+    private static ByteString Pack<T>(IReadOnlyList<T> values, int size, ElementWriter<T> write)
+    {
+        var bytes = new byte[values.Count * size];
+        Span<byte> element = stackalloc byte[8];
+        for (var i = 0; i < values.Count; i++)
+        {
+            write(element, values[i]);
+            element[..size].CopyTo(bytes.AsSpan(i * size));
         }
 
-        return UnsafeByteOperations.UnsafeWrap(stream.ToArray());
+        return UnsafeByteOperations.UnsafeWrap(bytes);
     }
 
     public static InferTensorContents ToTyped(string datatype, ByteString raw)
