@@ -32,6 +32,7 @@ public static partial class InferenceServiceExtensions
         services.AddSingleton<ModelRepository>();
         services.AddSingleton<RunSlots>();
         services.AddValidatedOptions<AccountingOptions>(AccountingOptions.SectionName, o => o.Validate());
+        services.AddValidatedOptions<SelectionOptions>(SelectionOptions.SectionName, o => o.Validate());
         services.AddSingleton(sp => new Accountant(
             sp.GetRequiredService<IOptions<AccountingOptions>>().Value,
             sp.GetRequiredService<TimeProvider>(),

@@ -39,7 +39,8 @@ public sealed class ConcurrencyTests : IClassFixture<DigitsServerFixture>
         foreach (var (index, response) in answers)
         {
             Assert.Equal($"c{index}", response.Id);
-            Assert.Equal(1, Wire.Int64Parameter(response, "effserve.batch_size"));
+            // Requests waiting together may be joined into one batch (digits' profile shows batching pays).
+            Assert.InRange(Wire.Int64Parameter(response, "effserve.batch_size"), 1, 64);
             Assert.Equal(index % 3 == 0 ? "early-exit" : "fp32", Wire.StringParameter(response, "effserve.variant"));
             Assert.True(expected[index] == Wire.ArgMax(Wire.LogitsOf(response))[0], $"Request {index} answered class {Wire.ArgMax(Wire.LogitsOf(response))[0]}, expected {expected[index]}.");
         }

@@ -19,6 +19,7 @@ public static class ParameterNames
     public const string QueueUs = "effserve.queue_us";
     public const string ComputeUs = "effserve.compute_us";
     public const string BatchSize = "effserve.batch_size";
+    public const string Policy = "effserve.policy";
 
     /// <summary>The prefix of EffServe's own parameters; an unknown key with it is refused.</summary>
     public const string Prefix = "effserve.";

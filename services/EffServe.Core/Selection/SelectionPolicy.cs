@@ -66,21 +66,37 @@ public static class CandidateOrder
 
 /// <summary>
 /// <c>slo-aware</c>: the most accurate candidate whose predicted completion (work ahead plus its
-/// run) fits the budget left; without a budget, the most accurate (the model's default where
-/// accuracy is not profiled).
+/// run) fits the budget left. The model's default variant is kept while it fits and is within
+/// <see cref="AccuracyTolerance"/> of that: accuracy differences smaller than an evaluation set
+/// can tell apart are no reason to move off the manifest's choice. Without a budget: the default
+/// (the most accurate when the floor or cap excludes it).
 /// </summary>
-public sealed class SloAwarePolicy : ISelectionPolicy
+public sealed class SloAwarePolicy(double accuracyTolerance = SloAwarePolicy.DefaultAccuracyTolerance) : ISelectionPolicy
 {
     public const string PolicyName = "slo-aware";
 
+    /// <summary>Half a point of accuracy.</summary>
+    public const double DefaultAccuracyTolerance = 0.005;
+
     public string Name => PolicyName;
+
+    /// <summary>How much less accurate than the best fitting candidate the default variant may be and still be kept.</summary>
+    public double AccuracyTolerance { get; } = accuracyTolerance;
 
     public Candidate? Choose(SelectionContext context)
     {
-        var ordered = CandidateOrder.MostAccurateFirst(context.Candidates);
-        return context.BudgetMs is { } budget
-            ? ordered.FirstOrDefault(c => c.CompletionMs <= budget)
-            : ordered.First();
+        var fitting = CandidateOrder.MostAccurateFirst(context.Candidates)
+            .Where(c => context.BudgetMs is not { } budget || c.CompletionMs <= budget)
+            .ToList();
+        if (fitting.Count == 0)
+        {
+            return null;
+        }
+
+        var best = fitting[0];
+        var preferred = fitting.FirstOrDefault(c => c.IsModelDefault);
+        var close = preferred is not null && (context.BudgetMs is null || best.Accuracy is null || preferred.Accuracy is not { } own || best.Accuracy.Value - own <= AccuracyTolerance);
+        return close ? preferred : best;
     }
 }
 

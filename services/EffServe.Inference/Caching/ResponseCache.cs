@@ -108,8 +108,7 @@ public sealed class ResponseCache
     /// <summary>The engine, for an online request.</summary>
     private Task<ModelInferResponse> RunAsync(ModelInferRequest request, DateTime deadline, CancellationToken cancellationToken)
     {
-        _ = deadline; // the engine reads the deadline from the call's cancellation for now
-        return _engine.InferAsync(request, InferenceOrigin.Online, cancellationToken);
+        return _engine.InferAsync(request, InferenceOrigin.Online, deadline, cancellationToken);
     }
 
     private async Task<CachedAnswer?> LookupAsync(string model, string key, CancellationToken cancellationToken)

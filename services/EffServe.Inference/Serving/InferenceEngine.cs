@@ -3,7 +3,9 @@ using System.Diagnostics;
 using System.Globalization;
 using EffServe.Contracts.Inference;
 using EffServe.Core.Accounting;
+using EffServe.Core.Batching;
 using EffServe.Core.Protocol;
+using EffServe.Core.Selection;
 using EffServe.Core.Statistics;
 using EffServe.Core.Tensors;
 using EffServe.Core.Zoo;
@@ -44,6 +46,8 @@ public sealed class InferenceEngine
     private readonly double _capacityUtilisation;
     private readonly ConcurrentDictionary<string, LoadTracker> _load = new(StringComparer.Ordinal);
     private readonly ILogger<InferenceEngine> _logger;
+    private readonly SelectionOptions _selection;
+    private readonly BatchScheduler _scheduler;
 
     public InferenceEngine(
         ModelRepository models,
@@ -52,6 +56,7 @@ public sealed class InferenceEngine
         InferenceInstrumentation telemetry,
         Accountant accountant,
         IOptions<AccountingOptions> accounting,
+        IOptions<SelectionOptions> selection,
         ILogger<InferenceEngine> logger)
     {
         _models = models;
@@ -61,14 +66,22 @@ public sealed class InferenceEngine
         _accountant = accountant;
         _capacityUtilisation = accounting.Value.CapacityUtilisation;
         _logger = logger;
+        _selection = selection.Value;
+        _scheduler = new BatchScheduler(slots, time, _selection, RunBatch);
         telemetry.ObserveLoad(ReadLoad);
         telemetry.ObserveIdlePower(ReadIdlePower);
     }
 
+    /// <summary>Serves an online request.</summary>
     public Task<ModelInferResponse> InferAsync(ModelInferRequest request, CancellationToken cancellationToken) =>
-        InferAsync(request, InferenceOrigin.Online, cancellationToken);
+        InferAsync(request, InferenceOrigin.Online, null, cancellationToken);
 
-    public async Task<ModelInferResponse> InferAsync(ModelInferRequest request, InferenceOrigin origin, CancellationToken cancellationToken)
+    /// <summary>Serves a request of <paramref name="origin"/>.</summary>
+    public Task<ModelInferResponse> InferAsync(ModelInferRequest request, InferenceOrigin origin, CancellationToken cancellationToken) =>
+        InferAsync(request, origin, null, cancellationToken);
+
+    /// <summary>Serves a request of <paramref name="origin"/> whose gRPC deadline (UTC; <see cref="DateTime.MaxValue"/> or null: none) bounds its budget.</summary>
+    public async Task<ModelInferResponse> InferAsync(ModelInferRequest request, InferenceOrigin origin, DateTime? grpcDeadline, CancellationToken cancellationToken)
     {
         var started = Stopwatch.GetTimestamp();
         var model = Resolve(request.ModelName, request.ModelVersion);
@@ -79,7 +92,7 @@ public sealed class InferenceEngine
         var trace = new RequestTrace(name, load);
         try
         {
-            var response = await InferAsync(model, request, started, trace, activity, cancellationToken).ConfigureAwait(false);
+            var response = await InferAsync(model, request, origin, grpcDeadline, started, trace, activity, cancellationToken).ConfigureAwait(false);
             Completed(trace, started, "ok", activity);
             return response;
         }
@@ -130,13 +143,30 @@ public sealed class InferenceEngine
         return model;
     }
 
-    private async Task<ModelInferResponse> InferAsync(ServedModel served, ModelInferRequest request, long started, RequestTrace trace, Activity? activity, CancellationToken cancellationToken)
+    private async Task<ModelInferResponse> InferAsync(ServedModel served, ModelInferRequest request, InferenceOrigin origin, DateTime? grpcDeadline, long started, RequestTrace trace, Activity? activity, CancellationToken cancellationToken)
     {
         var definition = served.Definition;
-        var runtime = served.Runtime;
         var parameters = RequestParameters.Parse(request.Parameters);
-        trace.SloMs = parameters.SloMs;
-        var (variant, threshold) = ChooseVariant(served, parameters);
+        var settings = _selection.For(definition.Name);
+        var background = origin == InferenceOrigin.Background;
+        trace.SloMs = background ? null : parameters.SloMs;
+        ValidateHints(served, parameters);
+
+        var inputs = TensorCodec.DecodeInputs(request, definition);
+        var outputs = TensorCodec.ResolveOutputs(request, definition);
+        var samples = definition.HasBatchDimension ? BatchTensors.Samples(inputs) : 1;
+
+        // The budget: the tightest of effserve.slo_ms (or the model's default), the gRPC deadline
+        // and Triton's timeout. Background work has none.
+        var arrived = _time.GetTimestamp();
+        var grpcLeft = grpcDeadline is { } d && d != DateTime.MaxValue ? d - _time.GetUtcNow().UtcDateTime : (TimeSpan?)null;
+        var budget = background ? RequestBudget.None : RequestBudget.Tightest(_time, arrived, parameters.SloMs ?? settings.DefaultSloMs, grpcLeft, parameters.TimeoutUs);
+        var rank = background ? long.MaxValue : parameters.Priority == 0 ? _selection.DefaultPriority : parameters.Priority;
+        var ahead = background ? 0 : _scheduler.WorkAheadMs(rank, budget.Deadline);
+        var decision = Select(served, parameters, settings, samples, ahead, budget.RemainingMs(_time, _time.GetTimestamp()));
+        var choice = decision.Choice!;
+        var variant = definition.FindVariant(choice.Variant)!;
+        var threshold = choice.Threshold ?? variant.ExitThreshold;
         var device = variant.Provider == ExecutionProvider.Cpu ? Device.Cpu : Device.Gpu;
         trace.Tags = new ModelTags(definition.Name, variant.Name, device.ToLabel());
         if (activity is not null)
@@ -149,63 +179,63 @@ public sealed class InferenceEngine
             }
         }
 
-        var inputs = TensorCodec.DecodeInputs(request, definition);
-        var outputs = TensorCodec.ResolveOutputs(request, definition);
-
         // A timeout beyond what a timer can wait (about 49 days) sets no practical limit.
         using var timeout = parameters.TimeoutUs is { } us && us < MaxTimeoutUs ? new CancellationTokenSource(TimeSpan.FromMicroseconds(us), _time) : null;
         using var linked = timeout is null ? null : CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeout.Token);
         var token = linked?.Token ?? cancellationToken;
 
+        // An SLO budget that passes while the request waits takes it out of the queue (a request
+        // already running finishes: its compute is spent).
+        var droppable = !background && decision.Verdict != SelectionVerdict.BestEffort;
+        using var sloTimer = droppable && budget.Source == BudgetSource.Slo ? new CancellationTokenSource(TimeSpan.FromMilliseconds(Math.Max(0, budget.RemainingMs(_time, _time.GetTimestamp())!.Value)), _time) : null;
+        using var queueLinked = sloTimer is null ? null : CancellationTokenSource.CreateLinkedTokenSource(token, sloTimer.Token);
+
+        var latency = served.Latency[variant.Name];
+        var latencyThreshold = variant.Kind == VariantKind.EarlyExit ? threshold : (double?)null;
+        var pending = new PendingRequest
+        {
+            Model = served,
+            Variant = variant.Name,
+            Threshold = threshold,
+            LatencyThreshold = latencyThreshold,
+            Latency = latency,
+            Inputs = inputs,
+            Outputs = outputs,
+            Samples = samples,
+            MaxBatchSamples = MaxBatchSamples(definition, settings, latency),
+            PredictedMs = choice.RunMs ?? 0,
+            Budget = droppable ? budget : budget with { Deadline = long.MaxValue },
+            RunToken = token,
+            Span = activity?.Context,
+        };
+        var key = BatchTensors.JoinKey(inputs, outputs) is { } join && definition.HasBatchDimension
+            ? string.Create(CultureInfo.InvariantCulture, $"{definition.Name}|{variant.Name}|{threshold:R}|{join}")
+            : $"{definition.Name}|{Guid.NewGuid():N}";
+
         var decoded = Stopwatch.GetTimestamp();
-        var meter = _accountant.MeterFor(device);
-        Onnx.RunResult? result = null;
-        RunEnergy energy;
-        long queued, ran;
+        var queuedAt = _time.GetUtcNow();
+        var admission = _scheduler.Enqueue(pending, key, rank, droppable, background, queueLinked?.Token ?? token, out var outcomeTask);
+        if (admission == Admission.QueueFull)
+        {
+            _telemetry.Shed(definition.Name, "queue_full");
+            throw new RpcException(new Status(StatusCode.ResourceExhausted, _scheduler.QueueFullMessage(definition.Name, background)));
+        }
+
+        BatchOutcome outcome;
+        var waited = admission == Admission.Queued;
+        if (waited)
+        {
+            trace.Load.EnterQueue();
+        }
+
         try
         {
-            // A request that finds a run slot free does not queue: no queue span for it.
-            var waiting = _slots.WaitAsync(token);
-            if (!waiting.IsCompletedSuccessfully)
-            {
-                trace.Load.EnterQueue();
-                using var queue = activity is null ? null : _telemetry.ActivitySource.StartActivity(SpanNames.Queue);
-                try
-                {
-                    await waiting.ConfigureAwait(false);
-                }
-                finally
-                {
-                    trace.Load.LeaveQueue();
-                }
-            }
-
-            queued = Stopwatch.GetTimestamp();
-            if (parameters.SloMs is { } budget)
-            {
-                activity?.SetTag(SpanAttributes.BudgetLeftMs, budget - Stopwatch.GetElapsedTime(started, queued).TotalMilliseconds);
-            }
-
-            using var run = StartRun(activity);
-            var runStarted = Stopwatch.GetTimestamp();
-            var window = meter.BeginRun();
-            try
-            {
-                result = runtime.Run(variant.Name, inputs, outputs, threshold, token);
-            }
-            finally
-            {
-                _slots.Release();
-                ran = Stopwatch.GetTimestamp();
-                // Exactly once, even when the run failed: a failed run's energy stays in the meter's
-                // total and is charged to no request.
-                energy = meter.EndRun(window, new RunUsage(Nanoseconds(queued, ran), result?.CpuNanoseconds ?? 0));
-            }
-
-            if (run is not null)
-            {
-                DescribeRun(run, result, energy, runStarted);
-            }
+            outcome = await outcomeTask.ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (sloTimer?.IsCancellationRequested == true && !token.IsCancellationRequested)
+        {
+            _telemetry.Dropped(definition.Name, "deadline");
+            throw new RpcException(new Status(StatusCode.DeadlineExceeded, string.Create(CultureInfo.InvariantCulture, $"Model '{definition.Name}' dropped the request before running it: its effserve.slo_ms budget of {budget.BudgetMs:0.###} ms passed while it waited in the queue; retry with a larger budget or when the service is less loaded.")));
         }
         catch (OperationCanceledException) when (timeout?.IsCancellationRequested == true && !cancellationToken.IsCancellationRequested)
         {
@@ -217,24 +247,38 @@ public sealed class InferenceEngine
             _telemetry.Dropped(definition.Name, "cancelled");
             throw new RpcException(new Status(StatusCode.Cancelled, "The request was cancelled by the caller."));
         }
-        catch (OnnxRuntimeException e)
+        catch (RpcException e) when (e.StatusCode == StatusCode.DeadlineExceeded)
         {
-            InferenceLog.RunFailed(_logger, e, definition.Name, variant.Name);
-            throw new RpcException(new Status(StatusCode.Internal, $"Model '{definition.Name}' variant '{variant.Name}' failed to run: {e.Message}"));
+            _telemetry.Dropped(definition.Name, "deadline");
+            throw;
+        }
+        finally
+        {
+            if (waited)
+            {
+                trace.Load.LeaveQueue();
+                QueueSpan(activity, queuedAt, pending);
+            }
         }
 
-        var ranResult = result!;
+        var queued = outcome.RunStarted;
+        var ran = outcome.RunEnded;
+        if (parameters.SloMs is { } sloBudget)
+        {
+            activity?.SetTag(SpanAttributes.BudgetLeftMs, sloBudget - Stopwatch.GetElapsedTime(started, queued).TotalMilliseconds);
+        }
+
         var response = new ModelInferResponse
         {
             ModelName = definition.Name,
             ModelVersion = definition.Version,
             Id = request.Id,
         };
-        TensorCodec.EncodeOutputs(ranResult.Outputs, raw: request.RawInputContents.Count > 0, response);
-        var batch = definition.HasBatchDimension ? (int)inputs[0].Shape[0] : 1;
+        TensorCodec.EncodeOutputs(outcome.Outputs, raw: request.RawInputContents.Count > 0, response);
         var p = response.Parameters;
         p[ParameterNames.Variant] = new InferParameter { StringParam = variant.Name };
-        if (ranResult.ExitStages is { } stages)
+        p[ParameterNames.Policy] = new InferParameter { StringParam = settings.Policy };
+        if (outcome.ExitStages is { } stages)
         {
             p[ParameterNames.ExitStage] = new InferParameter { Int64Param = stages.Max() };
             if (stages.Length > 1)
@@ -247,64 +291,230 @@ public sealed class InferenceEngine
 
         p[ParameterNames.QueueUs] = new InferParameter { Int64Param = Microseconds(decoded, queued) };
         p[ParameterNames.ComputeUs] = new InferParameter { Int64Param = Microseconds(queued, ran) };
-        p[ParameterNames.BatchSize] = new InferParameter { Int64Param = batch };
+        p[ParameterNames.BatchSize] = new InferParameter { Int64Param = outcome.BatchSamples };
 
-        // The run served this request alone, so its whole energy and device time are the request's.
-        // (A batch of several requests is split by Accountant.Split over each one's work: executed
-        // stage-samples for early exit, samples otherwise.)
-        var charge = _accountant.ChargeWhole(energy);
+        // The request's share of its run (the whole run when it ran alone): split by work,
+        // executed stage-samples for early exit, samples otherwise.
+        var charge = outcome.Charge;
         _accountant.TotalsFor(definition.Name).Add(charge);
         p[AccountingParameters.EnergyMj] = new InferParameter { DoubleParam = charge.EnergyMillijoules };
         p[AccountingParameters.EnergySource] = new InferParameter { StringParam = charge.Source.ToLabel() };
         p[AccountingParameters.CostUsd] = new InferParameter { DoubleParam = charge.CostUsd };
         p[AccountingParameters.CarbonMg] = new InferParameter { DoubleParam = charge.CarbonMg };
-        Record(trace, activity, ranResult, batch, threshold, charge, decoded, queued, ran);
+        Record(trace, activity, outcome.ExitStages, outcome.BatchSamples, threshold, charge, decoded, queued, ran);
 
         var finished = Stopwatch.GetTimestamp();
         served.Statistics.RecordSuccess(
-            batch,
+            samples,
             new RequestTimings(Nanoseconds(decoded, queued), Nanoseconds(started, decoded), Nanoseconds(queued, ran), Nanoseconds(ran, finished), Nanoseconds(started, finished)),
             _time.GetUtcNow().ToUnixTimeMilliseconds());
         return response;
     }
 
     /// <summary>
-    /// The variant a request runs on: the pinned one, the model's early-exit variant when only a
-    /// threshold is given, else the default. The foundation serves no SLO-driven choice yet.
+    /// Runs one batch on a slot the scheduler holds: joins the inputs, runs the variant, splits the
+    /// outputs and the run's energy and device time among the requests by their work, and teaches
+    /// the latency model what the run took.
     /// </summary>
-    private static (VariantDefinition Variant, double Threshold) ChooseVariant(ServedModel served, RequestParameters parameters)
+    private void RunBatch(IReadOnlyList<PendingRequest> batch, CancellationToken terminate)
+    {
+        var first = batch[0];
+        var served = first.Model;
+        var definition = served.Definition;
+        var variant = definition.FindVariant(first.Variant)!;
+        var meter = _accountant.MeterFor(variant.Provider == ExecutionProvider.Cpu ? Device.Cpu : Device.Gpu);
+        var inputs = batch.Count == 1 ? first.Inputs : BatchTensors.Concatenate([.. batch.Select(r => r.Inputs)]);
+        var samples = batch.Sum(r => r.Samples);
+
+        var current = Activity.Current;
+        try
+        {
+            using var run = StartRun(batch);
+            var runStarted = Stopwatch.GetTimestamp();
+            var window = meter.BeginRun();
+            Onnx.RunResult? result = null;
+            RunEnergy energy;
+            long ran;
+            try
+            {
+                result = served.Runtime.Run(variant.Name, inputs, first.Outputs, first.Threshold, terminate);
+            }
+            catch (OnnxRuntimeException e)
+            {
+                InferenceLog.RunFailed(_logger, e, definition.Name, variant.Name);
+                throw new RpcException(new Status(StatusCode.Internal, $"Model '{definition.Name}' variant '{variant.Name}' failed to run: {e.Message}"));
+            }
+            finally
+            {
+                ran = Stopwatch.GetTimestamp();
+                // Exactly once, even when the run failed: a failed run's energy stays in the meter's
+                // total and is charged to no request.
+                energy = meter.EndRun(window, new RunUsage(Nanoseconds(runStarted, ran), result?.CpuNanoseconds ?? 0));
+            }
+
+            if (run is not null)
+            {
+                DescribeRun(run, result, energy, runStarted, batch.Count);
+            }
+
+            first.Latency.Observe(samples, Stopwatch.GetElapsedTime(runStarted, ran).TotalMilliseconds, first.LatencyThreshold);
+            var parts = BatchTensors.Split(result.Outputs, [.. batch.Select(r => r.Samples)]);
+            var stages = new int[batch.Count][];
+            var work = new long[batch.Count];
+            var row = 0;
+            for (var i = 0; i < batch.Count; i++)
+            {
+                var n = batch[i].Samples;
+                stages[i] = result.ExitStages is { } all ? all[row..(row + n)] : null!;
+                work[i] = result.ExitStages is null ? n : stages[i].Sum();
+                row += n;
+            }
+
+            var charges = batch.Count == 1 ? [_accountant.ChargeWhole(energy)] : _accountant.Split(energy, work);
+            for (var i = 0; i < batch.Count; i++)
+            {
+                batch[i].Complete(new BatchOutcome(parts[i], result.ExitStages is null ? null : stages[i], samples, charges[i], runStarted, ran, result));
+            }
+        }
+        finally
+        {
+            Activity.Current = current;
+        }
+    }
+
+    /// <summary>Most samples one batch of the model's variant may hold: 1 where batching does not pay.</summary>
+    private int MaxBatchSamples(ModelDefinition definition, ModelSelection settings, LatencyModel latency)
+    {
+        if (!definition.HasBatchDimension)
+        {
+            return 1;
+        }
+
+        var limit = Math.Min(settings.MaxBatchSize, definition.MaxBatchSize);
+        return latency.LargestUsefulBatch(limit, _selection.MinBatchingGain);
+    }
+
+    /// <summary>Checks the pin and the threshold before any work: they name what must exist.</summary>
+    private static void ValidateHints(ServedModel served, RequestParameters parameters)
     {
         var runtime = served.Runtime;
         var name = served.Definition.Name;
-        VariantDefinition variant;
         if (parameters.Variant is { } pinned)
         {
-            variant = served.Definition.FindVariant(pinned)
+            var variant = served.Definition.FindVariant(pinned)
                 ?? throw new RpcException(new Status(StatusCode.InvalidArgument, $"effserve.variant '{pinned}' is not a variant of model '{name}' (variants: {string.Join(", ", served.Definition.Variants.Select(v => v.Name))})."));
             if (!runtime.IsLoaded(pinned))
             {
                 var reason = runtime.Variants.First(v => v.Definition.Name == pinned).SkipReason;
                 throw new RpcException(new Status(StatusCode.Unavailable, $"Variant '{pinned}' of model '{name}' cannot run on this replica: {reason}"));
             }
+
+            if (parameters.ExitThreshold is not null && variant.Kind != VariantKind.EarlyExit)
+            {
+                throw new RpcException(new Status(StatusCode.InvalidArgument, $"effserve.exit_threshold applies to early-exit variants; variant '{variant.Name}' is {variant.Kind.ToManifestName()}."));
+            }
         }
-        else if (parameters.ExitThreshold is not null)
+        else if (parameters.ExitThreshold is not null && !served.Definition.Variants.Any(v => v.Kind == VariantKind.EarlyExit && runtime.IsLoaded(v.Name)))
         {
-            variant = served.Definition.Variants.FirstOrDefault(v => v.Kind == VariantKind.EarlyExit && runtime.IsLoaded(v.Name))
-                ?? throw new RpcException(new Status(StatusCode.InvalidArgument, $"effserve.exit_threshold needs an early-exit variant, and model '{name}' has none loaded."));
-        }
-        else
-        {
-            var fallback = runtime.DefaultVariant
-                ?? throw new RpcException(new Status(StatusCode.Unavailable, $"Model '{name}' has no variant that can run on this replica."));
-            variant = served.Definition.FindVariant(fallback)!;
+            throw new RpcException(new Status(StatusCode.InvalidArgument, $"effserve.exit_threshold needs an early-exit variant, and model '{name}' has none loaded."));
         }
 
-        if (parameters.ExitThreshold is not null && variant.Kind != VariantKind.EarlyExit)
+        if (runtime.DefaultVariant is null)
         {
-            throw new RpcException(new Status(StatusCode.InvalidArgument, $"effserve.exit_threshold applies to early-exit variants; variant '{variant.Name}' is {variant.Kind.ToManifestName()}."));
+            throw new RpcException(new Status(StatusCode.Unavailable, $"Model '{name}' has no variant that can run on this replica."));
+        }
+    }
+
+    /// <summary>
+    /// The variant (and threshold) a request runs on. A pin, or a threshold without a pin (which
+    /// means the early-exit variant), narrows the candidates; the model's policy chooses among
+    /// them within the request's floor and cost cap; a request nothing can serve in time is shed
+    /// or served by the fastest, as configured.
+    /// </summary>
+    private SelectionDecision Select(ServedModel served, RequestParameters parameters, ModelSelection settings, int samples, double ahead, double? budgetMs)
+    {
+        var name = served.Definition.Name;
+        var candidates = Candidates(served, parameters, samples, ahead);
+        var pinned = parameters.Variant is not null || parameters.ExitThreshold is not null;
+        var policy = pinned ? new MostAccuratePolicy() : SelectionPolicies.BuiltIn.Get(settings.Policy);
+        var request = new SelectionRequest(pinned ? null : budgetMs, parameters.MinAccuracy ?? settings.DefaultMinAccuracy, parameters.MaxCostUsd);
+        var decision = Selector.Decide(policy, candidates, request, settings.Variant ?? served.Runtime.DefaultVariant!, settings.WhenNothingFits);
+        switch (decision.Verdict)
+        {
+            case SelectionVerdict.Unsatisfiable:
+                throw new RpcException(new Status(StatusCode.InvalidArgument, $"Model '{name}' cannot serve the request as asked: {decision.Reason}. Lower effserve.min_accuracy or raise effserve.max_cost_usd."));
+            case SelectionVerdict.ShedDeadline:
+                _telemetry.Shed(name, "deadline");
+                throw new RpcException(new Status(StatusCode.DeadlineExceeded, $"Model '{name}' shed the request at once: {decision.Reason}. Retry with a larger budget or when the service is less loaded."));
+            default:
+                return decision;
+        }
+    }
+
+    /// <summary>Every loaded variant the request may run on, with its profiled accuracy and predicted time and cost; early exit once per threshold of its profile's grid.</summary>
+    private List<Candidate> Candidates(ServedModel served, RequestParameters parameters, int samples, double ahead)
+    {
+        var runtime = served.Runtime;
+        var list = new List<Candidate>();
+        foreach (var state in runtime.Variants)
+        {
+            var v = state.Definition;
+            if (!state.Loaded || (parameters.Variant is { } pin && pin != v.Name) || (parameters.ExitThreshold is not null && v.Kind != VariantKind.EarlyExit))
+            {
+                continue;
+            }
+
+            var latency = served.Latency[v.Name];
+            var device = v.Provider == ExecutionProvider.Cpu ? Device.Cpu : Device.Gpu;
+            IEnumerable<(double? Threshold, double? Accuracy)> options = v.Kind != VariantKind.EarlyExit
+                ? [(null, v.Profile?.Accuracy)]
+                : parameters.ExitThreshold is { } asked
+                    ? [(asked, v.Profile?.Thresholds.FirstOrDefault(t => t.Threshold == asked)?.Accuracy ?? (asked == v.ExitThreshold ? v.Profile?.Accuracy : null))]
+                    : parameters.Variant is not null
+                        ? [(v.ExitThreshold, v.Profile?.Accuracy)]
+                        : ThresholdOptions(v);
+            foreach (var (threshold, accuracy) in options)
+            {
+                var run = latency.PredictMs(samples, threshold);
+                var cost = run is { } ms ? _accountant.Price(0, (long)(ms * 1e6), EnergySource.Modelled, device).CostUsd : (double?)null;
+                var own = threshold is null || threshold == v.ExitThreshold;
+                list.Add(new Candidate(v.Name, threshold, accuracy, run, ahead, cost, own && v.Name == runtime.DefaultVariant, own));
+            }
         }
 
-        return (variant, parameters.ExitThreshold ?? variant.ExitThreshold);
+        return list;
+    }
+
+    /// <summary>An early-exit variant's thresholds: its profile's grid and its own.</summary>
+    private static IEnumerable<(double? Threshold, double? Accuracy)> ThresholdOptions(VariantDefinition v)
+    {
+        var grid = v.Profile?.Thresholds ?? [];
+        foreach (var point in grid)
+        {
+            yield return (point.Threshold, point.Accuracy);
+        }
+
+        if (!grid.Any(t => t.Threshold == v.ExitThreshold))
+        {
+            yield return (v.ExitThreshold, v.Profile?.Accuracy);
+        }
+    }
+
+    /// <summary>The queue span of a request that waited, from its arrival in the queue to its run.</summary>
+    private void QueueSpan(Activity? request, DateTimeOffset queuedAt, PendingRequest pending)
+    {
+        if (request is null)
+        {
+            return;
+        }
+
+        var current = Activity.Current;
+        using (var queue = _telemetry.ActivitySource.StartActivity(SpanNames.Queue, ActivityKind.Internal, request.Context, startTime: queuedAt))
+        {
+            queue?.SetEndTime((pending.Dequeued != 0 ? pending.DequeuedAt : _time.GetUtcNow()).UtcDateTime);
+        }
+
+        Activity.Current = current;
     }
 
     /// <summary>
@@ -330,15 +540,18 @@ public sealed class InferenceEngine
         return activity;
     }
 
-    /// <summary>The run span: a child of the request, linked to it as a batch's span is linked to every request it serves.</summary>
-    private Activity? StartRun(Activity? request) =>
-        request is null ? null : _telemetry.ActivitySource.StartActivity(SpanNames.Run, ActivityKind.Internal, request.Context, links: [new ActivityLink(request.Context)]);
+    /// <summary>The run span: a child of the batch's first request, linked to every request it serves; null when none is traced.</summary>
+    private Activity? StartRun(IReadOnlyList<PendingRequest> batch)
+    {
+        var traced = batch.Where(r => r.Span is not null).Select(r => r.Span!.Value).ToList();
+        return traced.Count == 0 ? null : _telemetry.ActivitySource.StartActivity(SpanNames.Run, ActivityKind.Internal, traced[0], links: [.. traced.Select(c => new ActivityLink(c))]);
+    }
 
     /// <summary>The run span's attributes, and a child span per early-exit stage with the samples that entered it.</summary>
-    private void DescribeRun(Activity run, Onnx.RunResult? result, RunEnergy energy, long runStarted)
+    private void DescribeRun(Activity run, Onnx.RunResult? result, RunEnergy energy, long runStarted, int requests)
     {
         // Model, variant and device are the request's (every request of a run shares them).
-        run.SetTag(SpanAttributes.Requests, 1);
+        run.SetTag(SpanAttributes.Requests, requests);
         run.SetTag(SpanAttributes.EnergyMj, energy.Nanojoules / 1e6);
         run.SetTag(SpanAttributes.EnergySource, energy.Source.ToLabel());
         if (result is null)
@@ -368,13 +581,13 @@ public sealed class InferenceEngine
     }
 
     /// <summary>Metrics and span attributes of a request that ran.</summary>
-    private void Record(RequestTrace trace, Activity? activity, Onnx.RunResult result, int batch, double threshold, RequestCharge charge, long decoded, long queued, long ran)
+    private void Record(RequestTrace trace, Activity? activity, int[]? exitStages, int batch, double threshold, RequestCharge charge, long decoded, long queued, long ran)
     {
         var tags = trace.Tags;
         var compute = Stopwatch.GetElapsedTime(queued, ran).TotalSeconds;
         _telemetry.QueueWaited(tags, Stopwatch.GetElapsedTime(decoded, queued).TotalSeconds);
         _telemetry.RunCompleted(tags, batch, compute);
-        if (result.ExitStages is { } stages)
+        if (exitStages is { } stages)
         {
             _telemetry.EarlyExits(tags, stages);
         }
@@ -387,7 +600,7 @@ public sealed class InferenceEngine
         }
 
         activity.SetTag(SpanAttributes.BatchSize, batch);
-        if (result.ExitStages is { } exits)
+        if (exitStages is { } exits)
         {
             activity.SetTag(SpanAttributes.ExitStage, exits.Max());
             activity.SetTag(SpanAttributes.ExitThreshold, threshold);

@@ -1,3 +1,4 @@
+using EffServe.Core.Selection;
 using EffServe.Core.Statistics;
 using EffServe.Core.Zoo;
 using EffServe.Onnx;
@@ -15,6 +16,10 @@ public sealed class ServedModel(ModelRuntime runtime)
     public ModelDefinition Definition => Runtime.Model;
 
     public ModelStatistics Statistics { get; } = new();
+
+    /// <summary>Predicted run time per variant and batch size, from the profile and the runs seen here.</summary>
+    public IReadOnlyDictionary<string, LatencyModel> Latency { get; } =
+        runtime.Model.Variants.ToDictionary(v => v.Name, v => new LatencyModel(v.Profile, v.ExitThreshold), StringComparer.Ordinal);
 }
 
 /// <summary>

@@ -22,9 +22,23 @@ public sealed class RunSlots : IDisposable
 
     public int Capacity { get; }
 
+    /// <summary>Runs that can start now.</summary>
+    public int Free => _slots.CurrentCount;
+
     public Task WaitAsync(CancellationToken cancellationToken) => _slots.WaitAsync(cancellationToken);
 
-    public void Release() => _slots.Release();
+    /// <summary>Takes a slot if one is free now.</summary>
+    public bool TryAcquire() => _slots.Wait(0, CancellationToken.None);
+
+    /// <summary>Gives a slot back and tells whoever waits for one (the batch scheduler).</summary>
+    public void Release()
+    {
+        _slots.Release();
+        Released?.Invoke();
+    }
+
+    /// <summary>Raised after every <see cref="Release"/>.</summary>
+    public event Action? Released;
 
     public void Dispose() => _slots.Dispose();
 }

@@ -29,11 +29,44 @@ public sealed class SelectorTests
     }
 
     [Fact]
-    public void SloAware_NoBudget_PicksTheMostAccurateAndPrefersTheFasterOfEquals()
+    public void SloAware_NoBudget_ServesTheModelsDefault()
     {
-        var decision = Decide("slo-aware", null);
+        var decision = Selector.Decide(new SloAwarePolicy(), Candidates(), new SelectionRequest(null, null, null), "int8", WhenNothingFits.Shed);
 
-        Assert.Equal("fp32", decision.Choice!.Variant); // 4.0 ms against early exit at 1.0's 4.5 ms
+        Assert.Equal("fp32", decision.Choice!.Variant);
+    }
+
+    [Fact]
+    public void SloAware_NoBudgetDefaultBelowTheFloor_ServesTheMostAccurateAbove()
+    {
+        IReadOnlyList<Candidate> candidates = [.. Candidates().Select(c => c.Variant == "fp32" ? c with { Accuracy = 0.9 } : c)];
+
+        var decision = Selector.Decide(new SloAwarePolicy(), candidates, new SelectionRequest(null, 0.95, null), "int8", WhenNothingFits.Shed);
+
+        Assert.Equal("early-exit", decision.Choice!.Variant); // 0.9725 at threshold 1
+        Assert.Equal(1.0, decision.Choice.Threshold);
+    }
+
+    [Fact]
+    public void MostAccurate_EqualAccuracy_PrefersTheSoonerFinished()
+    {
+        IReadOnlyList<Candidate> candidates = [.. Candidates().Select(c => c.Variant == "fp32" ? c with { RunMs = 9 } : c)];
+
+        var decision = Selector.Decide(new MostAccuratePolicy(), candidates, new SelectionRequest(null, null, null), "int8", WhenNothingFits.Shed);
+
+        Assert.Equal("early-exit", decision.Choice!.Variant);
+    }
+
+    [Theory]
+    [InlineData(0.975, "fp32")] // within half a point of the default's 0.9725: the default stays
+    [InlineData(0.99, "int8")]
+    public void SloAware_DefaultKeptUnlessClearlyLessAccurate(double int8Accuracy, string expected)
+    {
+        IReadOnlyList<Candidate> candidates = [.. Candidates().Select(c => c.Variant == "int8" ? c with { Accuracy = int8Accuracy } : c)];
+
+        var decision = Selector.Decide(new SloAwarePolicy(), candidates, new SelectionRequest(100, null, null), "int8", WhenNothingFits.Shed);
+
+        Assert.Equal(expected, decision.Choice!.Variant);
     }
 
     [Fact]
