@@ -16,6 +16,7 @@ public static class CliApp
         root.Subcommands.Add(ModelsCommand.Create(context, globals));
         root.Subcommands.Add(InferCommand.Create(context, globals));
         root.Subcommands.Add(ZooCommand.Create(context));
+        root.Subcommands.Add(BenchCommand.Create(context, globals));
         return root;
     }
 

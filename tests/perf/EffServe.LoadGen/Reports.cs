@@ -112,15 +112,18 @@ public static class Reports
         accuracy.YLabel("% of answers with the true class on top");
         accuracy.ShowLegend(Alignment.LowerLeft);
 
-        var info = new SKImageInfo(width, height);
-        using var surface = SKSurface.Create(info);
-        var canvas = surface.Canvas;
-        canvas.Clear(SKColors.White);
-        attainment.Render(canvas, width / 2, height);
-        canvas.Save();
-        canvas.Translate(width / 2, 0);
-        accuracy.Render(canvas, width - (width / 2), height);
-        canvas.Restore();
+        // Each panel on its own surface (a plot clears the canvas it renders on), then side by side.
+        var half = width / 2;
+        using var surface = SKSurface.Create(new SKImageInfo(width, height));
+        surface.Canvas.Clear(SKColors.White);
+        foreach (var (panel, left, panelWidth) in new[] { (attainment, 0, half), (accuracy, half, width - half) })
+        {
+            using var panelSurface = SKSurface.Create(new SKImageInfo(panelWidth, height));
+            panel.Render(panelSurface.Canvas, panelWidth, height);
+            using var panelImage = panelSurface.Snapshot();
+            surface.Canvas.DrawImage(panelImage, left, 0);
+        }
+
         using var image = surface.Snapshot();
         using var png = image.Encode(SKEncodedImageFormat.Png, 100);
         return png.ToArray();
