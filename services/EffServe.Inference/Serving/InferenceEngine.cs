@@ -122,6 +122,12 @@ public sealed class InferenceEngine
         }
     }
 
+    /// <summary>Online requests waiting for a run slot (all models).</summary>
+    public int QueuedRequests => _scheduler.Queued;
+
+    /// <summary>Background requests waiting for a run slot.</summary>
+    public int QueuedBackgroundRequests => _scheduler.QueuedBackground;
+
     /// <summary>Finds a served model and version, or fails with NOT_FOUND naming what exists.</summary>
     public ServedModel Resolve(string name, string version)
     {
