@@ -108,3 +108,8 @@ HELM ?= $(CURDIR)/artifacts/tools/node_modules/.bin/helm
 helm-check: ## Lint and render the Helm chart for every value set, check the objects against Kubernetes schemas and our rules, and the plain manifests against the chart
 	bash tests/prerequisites.sh
 	$(DOTNET) test --project tests/EffServe.Deploy.Tests -c $(CONFIGURATION) -- --filter-not-trait 'Category=Publish'
+
+.PHONY: bench-slo
+bench-slo: prerequisites ## T3: slo-aware vs fixed fp32/int8/early-exit serving shapes, same seeded mixed-SLO trace at rising rates, into artifacts/bench-slo (BENCH_ARGS="--quick" for a smoke run)
+	$(DOTNET) build tests/perf/EffServe.SloBench -c Release -v quiet -nologo
+	$(DOTNET) tests/perf/EffServe.SloBench/bin/Release/net10.0/EffServe.SloBench.dll $(BENCH_ARGS)
