@@ -263,6 +263,29 @@ public sealed class SloServingTests
         Assert.NotEqual("fp32", Wire.StringParameter(response, "effserve.variant"));
     }
 
+    [Fact]
+    public async Task ZooListing_ShowsTheLatencyModelFollowingTheRuns()
+    {
+        await using var server = await StartAsync();
+        var client = new GRPCInferenceService.GRPCInferenceServiceClient(server.Channel);
+        for (var i = 0; i < LatencyModelRuns; i++)
+        {
+            await client.ModelInferAsync(Request(i, ("effserve.variant", Wire.Text("fp32"))), cancellationToken: Ct);
+        }
+
+        var listing = await new Contracts.Zoo.ZooService.ZooServiceClient(server.Channel).ListModelsAsync(new Contracts.Zoo.ListModelsRequest { Name = "digits" }, cancellationToken: Ct);
+
+        var fp32 = listing.Models.Single().Variants.Single(v => v.Name == "fp32");
+        var one = fp32.LatencyModel.Single(e => e.BatchSize == 1);
+        Assert.Equal(0.0205, one.ProfileMs, 6);
+        Assert.Equal(LatencyModelRuns, one.Observations);
+        Assert.True(one.HasObservedMs);
+        Assert.Equal(one.ObservedMs, one.PredictedMs);
+        Assert.Contains(fp32.LatencyModel, e => e.BatchSize == 32 && e.HasProfileMs && e.Observations == 0);
+    }
+
+    private const int LatencyModelRuns = 6;
+
     [Theory]
     [InlineData("EffServe:Selection:Policy", "random", "EffServe:Selection:Policy is 'random'; use one of fastest, fixed, most-accurate, slo-aware.")]
     [InlineData("EffServe:Selection:WhenNothingFits", "queue", "EffServe:Selection:WhenNothingFits is 'queue'; use 'shed' or 'fastest'.")]

@@ -2,6 +2,7 @@ using EffServe.Contracts.Zoo;
 using EffServe.Core.Accounting;
 using EffServe.Core.Tensors;
 using TensorSpec = EffServe.Contracts.Zoo.TensorSpec;
+using LatencyEstimate = EffServe.Contracts.Zoo.LatencyEstimate;
 using VariantProfile = EffServe.Contracts.Zoo.VariantProfile;
 using EffServe.Core.Zoo;
 using EffServe.Inference.Serving;
@@ -71,6 +72,7 @@ public sealed class ZooGrpcService : ZooService.ZooServiceBase
                 Stages = v.Stages.Count,
                 ExitThreshold = v.Kind == VariantKind.EarlyExit ? v.ExitThreshold : 0,
                 Profile = ToProfile(v.Profile),
+                LatencyModel = { served.Latency[v.Name].Snapshot().Select(ToEstimate) },
             };
             variant.Files.Add(v.Stages.Select(s => s.RelativePath));
             model.Variants.Add(variant);
@@ -95,6 +97,27 @@ public sealed class ZooGrpcService : ZooService.ZooServiceBase
         var result = new TensorSpec { Name = spec.Name, Datatype = spec.DataType.ToWireName() };
         result.Shape.Add(spec.Shape);
         return result;
+    }
+
+    private static LatencyEstimate ToEstimate(Core.Selection.LatencyEstimate e)
+    {
+        var estimate = new LatencyEstimate { BatchSize = e.BatchSize, Observations = e.Observations };
+        if (e.ProfileMs is { } profile)
+        {
+            estimate.ProfileMs = profile;
+        }
+
+        if (e.ObservedMs is { } observed)
+        {
+            estimate.ObservedMs = observed;
+        }
+
+        if (e.PredictedMs is { } predicted)
+        {
+            estimate.PredictedMs = predicted;
+        }
+
+        return estimate;
     }
 
     private static VariantProfile ToProfile(Core.Zoo.VariantProfile? profile)
