@@ -48,7 +48,8 @@ public sealed class AccountingTests
         Assert.All(all, r => Digits.AssertCharged(r));
         var reported = all.Sum(r => Digits.Double(r, AccountingParameters.EnergyMj)) * 1e6;
         var metered = meter.ChargedNanojoules - chargedBefore;
-        Assert.Equal(240, meter.Runs - runsBefore);
+        // Requests waiting together may share a run: never more runs than requests.
+        Assert.InRange(meter.Runs - runsBefore, 1, 240);
         Assert.True(Math.Abs(reported - metered) <= 0.01 * metered, $"Responses report {reported:F0} nJ; the meter charged {metered} nJ over its busy windows.");
 
         var listing = await new ZooService.ZooServiceClient(service.Channel).ListModelsAsync(new ListModelsRequest { Name = Digits.Model }, cancellationToken: Digits.Ct);

@@ -20,12 +20,16 @@ public sealed class MetricsTests
     public async Task Metrics_MixedRequests_HaveTheRightNamesTagsAndValues()
     {
         using var telemetry = new Telemetry();
-        await using var service = await InferenceServer.StartAsync(RepoPaths.Zoo);
+
+        // A budget nothing can meet is served late (not shed), so that its SLO is seen missed.
+        await using var service = await InferenceServer.StartAsync(RepoPaths.Zoo, new Dictionary<string, string?> { ["EffServe:Selection:WhenNothingFits"] = "fastest" });
         var client = new GRPCInferenceService.GRPCInferenceServiceClient(service.Channel);
+        var missed = Digits.Request(8, batch: 4, sloMs: 0.0001);
+        missed.Parameters.Add("effserve.variant", new InferParameter { StringParam = "fp32" });
 
         await client.ModelInferAsync(Digits.Request(0, batch: 1, sloMs: 60_000), cancellationToken: Digits.Ct);    // fp32, SLO met
         await client.ModelInferAsync(Digits.Request(0, batch: 8, threshold: 0.9), cancellationToken: Digits.Ct);   // early exit, 8 samples
-        await client.ModelInferAsync(Digits.Request(8, batch: 4, sloMs: 0.0001), cancellationToken: Digits.Ct);    // fp32, SLO missed (100 ns)
+        await client.ModelInferAsync(missed, cancellationToken: Digits.Ct);                                         // fp32, SLO missed (100 ns)
         var bad = Digits.Request(0);
         bad.Inputs[0].Shape[1] = 2;
         await Assert.ThrowsAsync<RpcException>(() => client.ModelInferAsync(bad, cancellationToken: Digits.Ct).ResponseAsync);

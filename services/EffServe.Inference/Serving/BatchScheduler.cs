@@ -53,6 +53,9 @@ public sealed class PendingRequest
 
     internal QueueEntry<PendingRequest>? Entry { get; set; }
 
+    /// <summary>Taken out of the queue for a run (set under the scheduler's lock).</summary>
+    internal bool Taken { get; set; }
+
     /// <summary>Hands the request its part of a finished run.</summary>
     public void Complete(BatchOutcome outcome) => Completion.TrySetResult(outcome);
 }
@@ -70,7 +73,10 @@ public sealed record BatchOutcome(IReadOnlyList<NamedTensor> Outputs, int[]? Exi
 /// <summary>How a request entered the scheduler.</summary>
 public enum Admission
 {
-    /// <summary>Queued (or already running).</summary>
+    /// <summary>A slot was free: its run started at once, without waiting.</summary>
+    Started,
+
+    /// <summary>Waiting for a run slot.</summary>
     Queued,
 
     /// <summary>Its class of requests is at its queue bound.</summary>
@@ -184,7 +190,10 @@ public sealed class BatchScheduler : IBatchPlanner
         }
 
         Pump();
-        return Admission.Queued;
+        lock (_lock)
+        {
+            return request.Taken ? Admission.Started : Admission.Queued;
+        }
     }
 
     /// <summary>A message saying when to retry after a queue-full refusal.</summary>
@@ -232,6 +241,11 @@ public sealed class BatchScheduler : IBatchPlanner
                 }
 
                 plan = _backlog.TakeBatch(_time.GetTimestamp(), _time, this);
+                foreach (var e in plan.Batch)
+                {
+                    e.Value.Taken = true;
+                }
+
                 if (_backlog.IsEmpty)
                 {
                     _keys.Clear();

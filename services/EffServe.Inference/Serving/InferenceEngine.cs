@@ -442,8 +442,8 @@ public sealed class InferenceEngine
         var name = served.Definition.Name;
         var candidates = Candidates(served, parameters, samples, ahead);
         var pinned = parameters.Variant is not null || parameters.ExitThreshold is not null;
-        var policy = pinned ? new MostAccuratePolicy() : SelectionPolicies.BuiltIn.Get(settings.Policy);
-        var request = new SelectionRequest(pinned ? null : budgetMs, parameters.MinAccuracy ?? settings.DefaultMinAccuracy, parameters.MaxCostUsd);
+        var policy = pinned ? s_pinned : SelectionPolicies.BuiltIn.Get(settings.Policy);
+        var request = new SelectionRequest(budgetMs, parameters.MinAccuracy ?? settings.DefaultMinAccuracy, parameters.MaxCostUsd);
         var decision = Selector.Decide(policy, candidates, request, settings.Variant ?? served.Runtime.DefaultVariant!, settings.WhenNothingFits);
         switch (decision.Verdict)
         {
@@ -456,6 +456,12 @@ public sealed class InferenceEngine
                 return decision;
         }
     }
+
+    /// <summary>
+    /// A pin leaves one candidate: it serves when it fits the budget; when it does not, the
+    /// model's WhenNothingFits decides, as for any other policy.
+    /// </summary>
+    private static readonly ISelectionPolicy s_pinned = new SloAwarePolicy();
 
     /// <summary>Every loaded variant the request may run on, with its profiled accuracy and predicted time and cost; early exit once per threshold of its profile's grid.</summary>
     private List<Candidate> Candidates(ServedModel served, RequestParameters parameters, int samples, double ahead)
