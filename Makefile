@@ -113,3 +113,9 @@ helm-check: ## Lint and render the Helm chart for every value set, check the obj
 bench-slo: prerequisites ## T3: slo-aware vs fixed fp32/int8/early-exit serving shapes, same seeded mixed-SLO trace at rising rates, into artifacts/bench-slo (BENCH_ARGS="--quick" for a smoke run)
 	$(DOTNET) build tests/perf/EffServe.SloBench -c Release -v quiet -nologo
 	$(DOTNET) tests/perf/EffServe.SloBench/bin/Release/net10.0/EffServe.SloBench.dll $(BENCH_ARGS)
+
+.PHONY: bench-cache
+bench-cache: prerequisites ## Response cache hit vs miss and on vs off through the gateway, a job vs the same items online, against a real redis-server (installs Debian's redis-server when missing; BENCH_ARGS="--quick" for a smoke run)
+	@command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends redis-server; }
+	$(DOTNET) build tests/perf/EffServe.CacheBench -c Release -v quiet -nologo
+	$(DOTNET) tests/perf/EffServe.CacheBench/bin/Release/net10.0/EffServe.CacheBench.dll $(BENCH_ARGS)

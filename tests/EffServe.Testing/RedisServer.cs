@@ -24,6 +24,9 @@ public sealed class RedisServer : IAsyncDisposable
 
     public bool IsRunning => _process is { HasExited: false };
 
+    /// <summary>The server's process id while it runs (benchmarks read its CPU time from /proc), else null.</summary>
+    public int? Pid => IsRunning ? _process!.Id : null;
+
     /// <summary>Starts redis-server on a free port; fails with a clear message when it is not installed (tests/prerequisites.sh installs it).</summary>
     public static async Task<RedisServer> StartAsync()
     {

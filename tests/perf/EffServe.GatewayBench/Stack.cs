@@ -1,8 +1,6 @@
 using System.Globalization;
 using System.Text;
-using EffServe.Contracts.Inference;
 using Grpc.Core;
-using Grpc.Net.Client;
 
 namespace EffServe.GatewayBench;
 
@@ -35,7 +33,7 @@ internal static class Stack
             $"--EffServe:Inference:Models:0={Model}",
             "--Logging:LogLevel:Default=Warning",
         ], root);
-        await WaitReadyAsync(process, address, null).ConfigureAwait(false);
+        await Readiness.WaitReadyAsync(process, address, null).ConfigureAwait(false);
         return (process, address);
     }
 
@@ -54,7 +52,7 @@ internal static class Stack
         };
         arguments.AddRange(variant?.Arguments ?? []);
         var process = ChildProcess.Start(name, "dotnet", arguments, root, variant?.Environment);
-        await WaitReadyAsync(process, address, null).ConfigureAwait(false);
+        await Readiness.WaitReadyAsync(process, address, null).ConfigureAwait(false);
         return new Door(name, address, process, null);
     }
 
@@ -77,7 +75,7 @@ internal static class Stack
             "--Logging:LogLevel:Default=Warning",
             .. variant?.Arguments ?? [],
         ], root, environment);
-        await WaitReadyAsync(process, address, null).ConfigureAwait(false);
+        await Readiness.WaitReadyAsync(process, address, null).ConfigureAwait(false);
         return new Door(name, address, process, null);
     }
 
@@ -95,7 +93,7 @@ internal static class Stack
         }
 
         var process = ChildProcess.Start("nginx", nginx, ["-p", folder + "/", "-e", Path.Combine(folder, "error.log"), "-c", conf], folder);
-        await WaitReadyAsync(process, address, Path.Combine(folder, "error.log")).ConfigureAwait(false);
+        await Readiness.WaitReadyAsync(process, address, Path.Combine(folder, "error.log")).ConfigureAwait(false);
         var workers = process.ChildPids();
         if (workers.Count != 1)
         {
@@ -152,43 +150,4 @@ internal static class Stack
             """);
         return text.ToString();
     }
-
-    /// <summary>Waits until ServerReady answers true at <paramref name="address"/>; fails with the process's output if it ends or a minute passes.</summary>
-    public static async Task WaitReadyAsync(ChildProcess process, Uri address, string? errorLog)
-    {
-        using var channel = GrpcChannel.ForAddress(address);
-        var client = new GRPCInferenceService.GRPCInferenceServiceClient(channel);
-        var started = TimeProvider.System.GetTimestamp();
-        var last = "no answer yet";
-        while (TimeProvider.System.GetElapsedTime(started) < TimeSpan.FromSeconds(60))
-        {
-            if (process.HasExited)
-            {
-                throw new BenchException($"{process.Name} ended before it was ready:{Environment.NewLine}{process.Tail}{ErrorLog(errorLog)}");
-            }
-
-            try
-            {
-                using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
-                var reply = await client.ServerReadyAsync(new ServerReadyRequest(), cancellationToken: timeout.Token).ConfigureAwait(false);
-                if (reply.Ready)
-                {
-                    return;
-                }
-
-                last = "ServerReady answered false";
-            }
-            catch (RpcException e)
-            {
-                last = $"{e.StatusCode}: {e.Status.Detail}";
-            }
-
-            await Task.Delay(200).ConfigureAwait(false);
-        }
-
-        throw new BenchException($"{process.Name} at {address} was not ready after 60 s ({last}):{Environment.NewLine}{process.Tail}{ErrorLog(errorLog)}");
-    }
-
-    private static string ErrorLog(string? path) =>
-        path is not null && File.Exists(path) ? $"{Environment.NewLine}{path}:{Environment.NewLine}{Prerequisites.Last(File.ReadAllText(path), 20)}" : "";
 }

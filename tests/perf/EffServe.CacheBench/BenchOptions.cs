@@ -1,0 +1,150 @@
+using System.Globalization;
+
+namespace EffServe.CacheBench;
+
+/// <summary>The benchmark's command line.</summary>
+internal sealed class BenchOptions
+{
+    public const string Usage = """
+        EffServe.CacheBench: the response cache (hit vs miss, cache on vs off) and asynchronous jobs
+        (one job vs the same items sent online), through the gateway, against a real redis-server.
+
+          dotnet tests/perf/EffServe.CacheBench/bin/Release/net10.0/EffServe.CacheBench.dll [options]
+
+          --models A,B        models measured (default shapes,digits)
+          --rounds N          interleaved rounds (default 8)
+          --requests N        calls per latency arm per round, one in flight (default 200)
+          --seconds S         seconds per throughput window (default 1.5)
+          --callers N         concurrent callers for throughput and online job items (default 16)
+          --distinct N        distinct inputs of the repeated-input workload (default 64)
+          --job-model NAME    model of the job measurement (default shapes)
+          --job-items N       items per job and per online batch (default 2000)
+          --job-rounds N      rounds of the job measurement (default 4)
+          --quick             a smoke check: 2 rounds, 40 calls, 0.5 s windows, 1 job round of 200 items
+          --seed N            seed of arm order and sample choice (default 20261126)
+          --json [PATH]       write the results as JSON to PATH, or to stdout instead of markdown
+          --no-build          fail instead of building missing service binaries
+          --help              this text
+
+        Needs redis-server on PATH (Debian's package: apt-get install -y redis-server).
+        Progress goes to stderr; the markdown section (or JSON) to stdout.
+        """;
+
+    public IReadOnlyList<string> Models { get; private set; } = ["shapes", "digits"];
+
+    public int Rounds { get; private set; } = 8;
+
+    public int Requests { get; private set; } = 200;
+
+    public double Seconds { get; private set; } = 1.5;
+
+    public int Callers { get; private set; } = 16;
+
+    public int Distinct { get; private set; } = 64;
+
+    public string JobModel { get; private set; } = "shapes";
+
+    public int JobItems { get; private set; } = 2000;
+
+    public int JobRounds { get; private set; } = 4;
+
+    public bool Quick { get; private set; }
+
+    public int Seed { get; private set; } = 20261126;
+
+    /// <summary>Null: no JSON; "-": JSON on stdout instead of markdown; otherwise a file.</summary>
+    public string? Json { get; private set; }
+
+    public bool NoBuild { get; private set; }
+
+    public bool Help { get; private set; }
+
+    /// <summary>Warm-up windows (calls each) for every latency arm.</summary>
+    public int WarmupCalls => Quick ? 30 : 60;
+
+    public static BenchOptions Parse(IReadOnlyList<string> args)
+    {
+        var options = new BenchOptions();
+        var quick = args.Contains("--quick");
+        if (quick)
+        {
+            options.Quick = true;
+            options.Rounds = 2;
+            options.Requests = 40;
+            options.Seconds = 0.5;
+            options.JobItems = 200;
+            options.JobRounds = 1;
+        }
+
+        for (var i = 0; i < args.Count; i++)
+        {
+            var arg = args[i];
+            string Next() => i + 1 < args.Count ? args[++i] : throw new ArgumentException($"{arg} needs a value.");
+            switch (arg)
+            {
+                case "--models":
+                    var models = Next().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+                    options.Models = models.Length > 0 && models.All(ValidName) && models.Distinct(StringComparer.Ordinal).Count() == models.Length
+                        ? models
+                        : throw new ArgumentException($"--models is a comma-separated list of distinct model names (letters, digits, '-', '_'), not '{args[i]}'.");
+                    break;
+                case "--rounds":
+                    options.Rounds = PositiveInt(arg, Next());
+                    break;
+                case "--requests":
+                    options.Requests = PositiveInt(arg, Next());
+                    break;
+                case "--seconds":
+                    var seconds = Next();
+                    options.Seconds = double.TryParse(seconds, NumberStyles.Float, CultureInfo.InvariantCulture, out var s) && s > 0 && double.IsFinite(s)
+                        ? s
+                        : throw new ArgumentException($"--seconds must be a positive number, not '{seconds}'.");
+                    break;
+                case "--callers":
+                    options.Callers = PositiveInt(arg, Next());
+                    break;
+                case "--distinct":
+                    options.Distinct = PositiveInt(arg, Next());
+                    break;
+                case "--job-model":
+                    var jobModel = Next();
+                    options.JobModel = ValidName(jobModel) ? jobModel : throw new ArgumentException($"--job-model is a model name (letters, digits, '-', '_'), not '{jobModel}'.");
+                    break;
+                case "--job-items":
+                    options.JobItems = PositiveInt(arg, Next());
+                    break;
+                case "--job-rounds":
+                    options.JobRounds = PositiveInt(arg, Next());
+                    break;
+                case "--quick":
+                    break;
+                case "--seed":
+                    var seed = Next();
+                    options.Seed = int.TryParse(seed, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n)
+                        ? n
+                        : throw new ArgumentException($"--seed must be an integer, not '{seed}'.");
+                    break;
+                case "--json":
+                    options.Json = i + 1 < args.Count && !args[i + 1].StartsWith("--", StringComparison.Ordinal) ? args[++i] : "-";
+                    break;
+                case "--no-build":
+                    options.NoBuild = true;
+                    break;
+                case "--help" or "-h":
+                    options.Help = true;
+                    break;
+                default:
+                    throw new ArgumentException($"Unknown argument '{arg}'.");
+            }
+        }
+
+        return options;
+    }
+
+    private static bool ValidName(string name) => name.Length > 0 && name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_');
+
+    private static int PositiveInt(string name, string value) =>
+        int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) && n > 0
+            ? n
+            : throw new ArgumentException($"{name} must be a positive integer, not '{value}'.");
+}
