@@ -42,7 +42,7 @@ public static class ClosedLoop
     /// <summary>
     /// Warms an arm up: windows of <paramref name="requestsPerWindow"/> sequential requests until the
     /// median latencies of three windows in a row agree within 10% (at most <paramref name="maxWindows"/>);
-    /// returns the windows' medians in microseconds.
+    /// returns the windows' medians in microseconds. Requests the server sheds are left out.
     /// </summary>
     public static async Task<IReadOnlyList<double>> WarmUpAsync(CallInvoker invoker, Workload workload, int requestsPerWindow = 100, int maxWindows = 15, CancellationToken cancellationToken = default)
     {
@@ -55,8 +55,15 @@ public static class ClosedLoop
             for (var i = 0; i < requestsPerWindow; i++)
             {
                 var started = Stopwatch.GetTimestamp();
-                _ = await client.ModelInferAsync(workload.Request(workload.Mix.Classes.Count - 1, sample++ % workload.SampleCount), cancellationToken: cancellationToken).ConfigureAwait(false);
-                latencies[i] = Stopwatch.GetElapsedTime(started).TotalMicroseconds;
+                try
+                {
+                    await client.ModelInferAsync(workload.Request(workload.Mix.Classes.Count - 1, sample++ % workload.SampleCount), cancellationToken: cancellationToken).ConfigureAwait(false);
+                    latencies[i] = Stopwatch.GetElapsedTime(started).TotalMicroseconds;
+                }
+                catch (RpcException e) when (e.StatusCode is StatusCode.ResourceExhausted or StatusCode.DeadlineExceeded)
+                {
+                    latencies[i] = double.NaN; // shed on a busy machine: not a latency
+                }
             }
 
             medians.Add(RatePoint.Median(latencies));
