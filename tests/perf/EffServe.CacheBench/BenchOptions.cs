@@ -12,7 +12,7 @@ internal sealed class BenchOptions
           dotnet tests/perf/EffServe.CacheBench/bin/Release/net10.0/EffServe.CacheBench.dll [options]
 
           --models A,B        models measured (default shapes,digits)
-          --rounds N          interleaved rounds (default 8)
+          --rounds N          interleaved rounds (default 10)
           --requests N        calls per latency arm per round, one in flight (default 200)
           --seconds S         seconds per throughput window (default 1.5)
           --callers N         concurrent callers for throughput and online job items (default 16)
@@ -20,6 +20,8 @@ internal sealed class BenchOptions
           --job-model NAME    model of the job measurement (default shapes)
           --job-items N       items per job and per online batch (default 2000)
           --job-rounds N      rounds of the job measurement (default 4)
+          --job-in-flight N   items the job worker runs at once (EffServe:Jobs:MaxInFlight; default:
+                              the service's own default, 2)
           --quick             a smoke check: 2 rounds, 40 calls, 0.5 s windows, 1 job round of 200 items
           --seed N            seed of arm order and sample choice (default 20261126)
           --json [PATH]       write the results as JSON to PATH, or to stdout instead of markdown
@@ -32,7 +34,7 @@ internal sealed class BenchOptions
 
     public IReadOnlyList<string> Models { get; private set; } = ["shapes", "digits"];
 
-    public int Rounds { get; private set; } = 8;
+    public int Rounds { get; private set; } = 10;
 
     public int Requests { get; private set; } = 200;
 
@@ -47,6 +49,9 @@ internal sealed class BenchOptions
     public int JobItems { get; private set; } = 2000;
 
     public int JobRounds { get; private set; } = 4;
+
+    /// <summary>EffServe:Jobs:MaxInFlight of the service running the jobs; null leaves the service's default.</summary>
+    public int? JobInFlight { get; private set; }
 
     public bool Quick { get; private set; }
 
@@ -115,6 +120,9 @@ internal sealed class BenchOptions
                     break;
                 case "--job-rounds":
                     options.JobRounds = PositiveInt(arg, Next());
+                    break;
+                case "--job-in-flight":
+                    options.JobInFlight = PositiveInt(arg, Next());
                     break;
                 case "--quick":
                     break;

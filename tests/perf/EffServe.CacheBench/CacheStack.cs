@@ -65,7 +65,7 @@ internal sealed class CacheStack : IAsyncDisposable
     /// <summary>Extra settings of the Redis-only replica.</summary>
     public static IReadOnlyList<string> RedisOnlySettings => ["--EffServe:Cache:L1MaxBytes=0", "--EffServe:Jobs:WorkerEnabled=false"];
 
-    public static async Task<CacheStack> StartAsync(string root, string serviceDll, string gatewayDll, IReadOnlyList<string> models)
+    public static async Task<CacheStack> StartAsync(string root, string serviceDll, string gatewayDll, IReadOnlyList<string> models, IReadOnlyList<string> cachedSettings)
     {
         if (Prerequisites.Find("redis-server") is null)
         {
@@ -75,7 +75,7 @@ internal sealed class CacheStack : IAsyncDisposable
         var redis = await RedisServer.StartAsync().ConfigureAwait(false);
         Log.Line($"redis-server on {redis.ConnectionString} (pid {redis.Pid}); starting two inference services ...");
         var shared = SharedSettings(root, models, redis.ConnectionString);
-        var (cachedService, cachedAddress) = StartService("service (L1 + Redis)", root, serviceDll, shared);
+        var (cachedService, cachedAddress) = StartService("service (L1 + Redis)", root, serviceDll, [.. shared, .. cachedSettings]);
         var (redisOnlyService, redisOnlyAddress) = StartService("service (Redis only)", root, serviceDll, [.. shared, .. RedisOnlySettings]);
         await Task.WhenAll(
             Readiness.WaitReadyAsync(cachedService, cachedAddress, null, 180),

@@ -59,7 +59,8 @@ try
     var workloads = served.ToDictionary(m => m, m => Workload.Load(root, m, options.Distinct, options.Seed), StringComparer.Ordinal);
 
     Log.Line($"load average {loadStart}; starting redis-server, two inference services ({string.Join(", ", served)}) and their gateways ...");
-    await using var stack = await CacheStack.StartAsync(root, serviceDll, gatewayDll, served);
+    string[] cachedSettings = options.JobInFlight is { } inFlight ? [string.Create(inv, $"--EffServe:Jobs:MaxInFlight={inFlight}")] : [];
+    await using var stack = await CacheStack.StartAsync(root, serviceDll, gatewayDll, served, cachedSettings);
     redisServer = stack.Redis;
     var redisPid = stack.RedisPid;
     using var clients = new Clients([stack.Cached, stack.RedisOnly], options.Callers);
@@ -208,7 +209,7 @@ try
     }
 
     var loadEnd = Machine.LoadAverage();
-    var result = Report.Build(options, args, root, serviceDll, loadStart, loadEnd, checks, latencyArms, throughputArms, jobs, online, jobWorkload.InputBytes);
+    var result = Report.Build(options, args, root, serviceDll, cachedSettings, loadStart, loadEnd, checks, latencyArms, throughputArms, jobs, online, jobWorkload.InputBytes);
     if (options.Json == "-")
     {
         Console.WriteLine(Report.Json(result));

@@ -75,6 +75,7 @@ internal static partial class Report
         IReadOnlyList<string> args,
         string root,
         string serviceDll,
+        IReadOnlyList<string> cachedSettings,
         string loadStart,
         string loadEnd,
         IReadOnlyDictionary<string, Check> checks,
@@ -190,6 +191,7 @@ internal static partial class Report
             options,
             [
                 .. CacheStack.SharedSettings("<repo>", ["<model>"], "<redis>").Where(s => !s.Contains("Models:0=", StringComparison.Ordinal) && !s.Contains("ZooPath", StringComparison.Ordinal)),
+                .. cachedSettings.Select(s => $"{s} (cached replica)"),
                 .. CacheStack.RedisOnlySettings.Select(s => $"{s} (Redis-only replica)"),
             ],
             checks,
@@ -252,7 +254,7 @@ internal static partial class Report
         }
 
         s.AppendLine();
-        s.AppendLine("CPU per call is each process's utime + stime from /proc/PID/stat (10 ms per reading) around each series or window, summed over the run and divided by the calls; a latency arm's CPU includes the client's pauses between calls only as idle time.");
+        s.AppendLine("CPU per call is each process's utime + stime from /proc/PID/stat (10 ms per reading) around each series, window or job, summed over the run and divided by the calls (or items). The job worker runs at most EffServe:Jobs:MaxInFlight items at once (2 unless set), each item costing Redis round trips of its own (take, begin attempt, write result, acknowledge).");
         return s.ToString();
     }
 
