@@ -1,4 +1,4 @@
-using System.Globalization;
+using EffServe.GatewayBench;
 
 namespace EffServe.CacheBench;
 
@@ -94,46 +94,40 @@ internal sealed class BenchOptions
                         : throw new ArgumentException($"--models is a comma-separated list of distinct model names (letters, digits, '-', '_'), not '{args[i]}'.");
                     break;
                 case "--rounds":
-                    options.Rounds = PositiveInt(arg, Next());
+                    options.Rounds = BenchText.PositiveInt(arg, Next());
                     break;
                 case "--requests":
-                    options.Requests = PositiveInt(arg, Next());
+                    options.Requests = BenchText.PositiveInt(arg, Next());
                     break;
                 case "--seconds":
-                    var seconds = Next();
-                    options.Seconds = double.TryParse(seconds, NumberStyles.Float, CultureInfo.InvariantCulture, out var s) && s > 0 && double.IsFinite(s)
-                        ? s
-                        : throw new ArgumentException($"--seconds must be a positive number, not '{seconds}'.");
+                    options.Seconds = BenchText.PositiveNumber(arg, Next());
                     break;
                 case "--callers":
-                    options.Callers = PositiveInt(arg, Next());
+                    options.Callers = BenchText.PositiveInt(arg, Next());
                     break;
                 case "--distinct":
-                    options.Distinct = PositiveInt(arg, Next());
+                    options.Distinct = BenchText.PositiveInt(arg, Next());
                     break;
                 case "--job-model":
                     var jobModel = Next();
                     options.JobModel = ValidName(jobModel) ? jobModel : throw new ArgumentException($"--job-model is a model name (letters, digits, '-', '_'), not '{jobModel}'.");
                     break;
                 case "--job-items":
-                    options.JobItems = PositiveInt(arg, Next());
+                    options.JobItems = BenchText.PositiveInt(arg, Next());
                     break;
                 case "--job-rounds":
-                    options.JobRounds = PositiveInt(arg, Next());
+                    options.JobRounds = BenchText.PositiveInt(arg, Next());
                     break;
                 case "--job-in-flight":
-                    options.JobInFlight = PositiveInt(arg, Next());
+                    options.JobInFlight = BenchText.PositiveInt(arg, Next());
                     break;
                 case "--quick":
                     break;
                 case "--seed":
-                    var seed = Next();
-                    options.Seed = int.TryParse(seed, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n)
-                        ? n
-                        : throw new ArgumentException($"--seed must be an integer, not '{seed}'.");
+                    options.Seed = BenchText.Integer(arg, Next());
                     break;
                 case "--json":
-                    options.Json = i + 1 < args.Count && !args[i + 1].StartsWith("--", StringComparison.Ordinal) ? args[++i] : "-";
+                    options.Json = BenchText.JsonTarget(args, ref i);
                     break;
                 case "--no-build":
                     options.NoBuild = true;
@@ -150,9 +144,4 @@ internal sealed class BenchOptions
     }
 
     private static bool ValidName(string name) => name.Length > 0 && name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_');
-
-    private static int PositiveInt(string name, string value) =>
-        int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) && n > 0
-            ? n
-            : throw new ArgumentException($"{name} must be a positive integer, not '{value}'.");
 }

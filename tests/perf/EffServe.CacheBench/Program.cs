@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Runtime.InteropServices;
 using EffServe.CacheBench;
 using EffServe.Contracts.Inference;
 using EffServe.GatewayBench;
@@ -43,10 +42,7 @@ void CleanUp()
     }
 }
 
-AppDomain.CurrentDomain.ProcessExit += (_, _) => CleanUp();
-Console.CancelKeyPress += (_, _) => CleanUp();
-using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, _ => CleanUp());
-using var onHup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, _ => CleanUp());
+using var exitHooks = BenchText.OnExit(CleanUp);
 
 var inv = CultureInfo.InvariantCulture;
 try

@@ -2,7 +2,6 @@ using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
-using System.Text.Json.Serialization;
 using System.Text.RegularExpressions;
 using EffServe.GatewayBench;
 
@@ -61,13 +60,6 @@ internal sealed record BenchResult(
 /// <summary>Turns the measurements into the results: a markdown section for docs/benchmarks.md, or JSON.</summary>
 internal static partial class Report
 {
-    private static readonly JsonSerializerOptions s_json = new()
-    {
-        WriteIndented = true,
-        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
-        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
-    };
-
     private static readonly CultureInfo s_inv = CultureInfo.InvariantCulture;
 
     public static BenchResult Build(
@@ -176,7 +168,7 @@ internal static partial class Report
         var client = File.Exists(deps) && RedisClientVersion().Match(File.ReadAllText(deps)) is { Success: true } m ? m.Groups[1].Value : "unknown";
         var status = Machine.Command(root, "git", "status", "--porcelain", "--untracked-files=no");
         return new BenchResult(
-            "dotnet tests/perf/EffServe.CacheBench/bin/Release/net10.0/EffServe.CacheBench.dll" + string.Concat(args.Select(a => " " + Quote(a))),
+            BenchText.Command("tests/perf/EffServe.CacheBench/bin/Release/net10.0/EffServe.CacheBench.dll", args),
             Machine.Command(root, "git", "rev-parse", "--short", "HEAD") is { Length: > 0 } rev ? rev : "unknown",
             status.Length > 0,
             TimeProvider.System.GetUtcNow().ToString("yyyy-MM-dd HH:mm 'UTC'", s_inv),
@@ -202,7 +194,7 @@ internal static partial class Report
             ratios);
     }
 
-    public static string Json(BenchResult result) => JsonSerializer.Serialize(result, s_json);
+    public static string Json(BenchResult result) => JsonSerializer.Serialize(result, BenchText.Json);
 
     public static string Markdown(BenchResult r)
     {
@@ -226,7 +218,7 @@ internal static partial class Report
         s.AppendLine("| --- | --- | --- | --- | --- | ---: | ---: | --- |");
         foreach (var a in r.Latency)
         {
-            s.AppendLine(s_inv, $"| {a.Model} | {a.Arm} | {a.Description} | {Ci(a.RoundP50Us, "F0")} | {Ci(a.RoundP99Us, "F0")} | {a.CpuUs.Server:F0} ({a.CpuUs.Gateway:F0} + {a.CpuUs.Service:F0} + {a.CpuUs.Redis:F0}) | {a.Unexpected} of {a.Calls} | {a.WarmupWindows}{(a.WarmupConverged ? "" : ", not converged")} |");
+            s.AppendLine(s_inv, $"| {a.Model} | {a.Arm} | {a.Description} | {BenchText.Ci(a.RoundP50Us, "F0")} | {BenchText.Ci(a.RoundP99Us, "F0")} | {a.CpuUs.Server:F0} ({a.CpuUs.Gateway:F0} + {a.CpuUs.Service:F0} + {a.CpuUs.Redis:F0}) | {a.Unexpected} of {a.Calls} | {a.WarmupWindows}{(a.WarmupConverged ? "" : ", not converged")} |");
         }
 
         s.AppendLine();
@@ -234,7 +226,7 @@ internal static partial class Report
         s.AppendLine("| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
         foreach (var t in r.Throughput)
         {
-            s.AppendLine(s_inv, $"| {t.Model} | {t.Arm} | {t.Description} | {Ci(t.RequestsPerSecond, "F0")} | {t.CpuUs.Gateway:F1} | {t.CpuUs.Service:F1} | {t.CpuUs.Redis:F1} | {t.CpuUs.Client:F1} | {t.Errors} | {t.Unexpected} |");
+            s.AppendLine(s_inv, $"| {t.Model} | {t.Arm} | {t.Description} | {BenchText.Ci(t.RequestsPerSecond, "F0")} | {t.CpuUs.Gateway:F1} | {t.CpuUs.Service:F1} | {t.CpuUs.Redis:F1} | {t.CpuUs.Client:F1} | {t.Errors} | {t.Unexpected} |");
         }
 
         s.AppendLine();
@@ -242,7 +234,7 @@ internal static partial class Report
         s.AppendLine("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
         foreach (var j in r.Jobs)
         {
-            s.AppendLine(s_inv, $"| {j.Way} | {Ci(j.ItemsPerSecond, "F0")} | {j.CpuUs.Gateway:F1} | {j.CpuUs.Service:F1} | {j.CpuUs.Redis:F1} | {j.CpuUs.Client:F1} | {Seconds(j.SubmitSeconds)} | {Seconds(j.FirstResultSeconds)} | {j.Failed} | {j.Missing} | {j.Repeated} |");
+            s.AppendLine(s_inv, $"| {j.Way} | {BenchText.Ci(j.ItemsPerSecond, "F0")} | {j.CpuUs.Gateway:F1} | {j.CpuUs.Service:F1} | {j.CpuUs.Redis:F1} | {j.CpuUs.Client:F1} | {Seconds(j.SubmitSeconds)} | {Seconds(j.FirstResultSeconds)} | {j.Failed} | {j.Missing} | {j.Repeated} |");
         }
 
         s.AppendLine();
@@ -250,7 +242,7 @@ internal static partial class Report
         s.AppendLine("| --- | --- | --- |");
         foreach (var ratio in r.Ratios)
         {
-            s.AppendLine(s_inv, $"| {ratio.Name} | {Ci(ratio.Value, ratio.Name.EndsWith("µs", StringComparison.Ordinal) ? "F0" : "F2")} | {ratio.Aim ?? ""} |");
+            s.AppendLine(s_inv, $"| {ratio.Name} | {BenchText.Ci(ratio.Value, ratio.Name.EndsWith("µs", StringComparison.Ordinal) ? "F0" : "F2")} | {ratio.Aim ?? ""} |");
         }
 
         s.AppendLine();
@@ -266,12 +258,6 @@ internal static partial class Report
         Stats.MedianWithInterval(numerator.Zip(denominator, (n, d) => d > 0 ? n / d : double.NaN), seed);
 
     private static string Seconds(double? s) => s is { } v && double.IsFinite(v) ? v.ToString("F2", s_inv) : "–";
-
-    private static string Ci(Estimate e, string format) =>
-        e.Rounds == 0 ? "n/a"
-        : $"{e.Median.ToString(format, s_inv)} ({e.Low.ToString(format, s_inv)} – {e.High.ToString(format, s_inv)})";
-
-    private static string Quote(string arg) => arg.Length > 0 && arg.All(c => char.IsAsciiLetterOrDigit(c) || "-_./:=,+".Contains(c, StringComparison.Ordinal)) ? arg : $"'{arg.Replace("'", "'\\''", StringComparison.Ordinal)}'";
 
     [GeneratedRegex("\"StackExchange\\.Redis/([^\"]+)\"")]
     private static partial Regex RedisClientVersion();

@@ -1,4 +1,3 @@
-using System.Globalization;
 
 namespace EffServe.GatewayBench;
 
@@ -88,19 +87,16 @@ internal sealed class BenchOptions
             switch (arg)
             {
                 case "--rounds":
-                    options.Rounds = PositiveInt(arg, Next());
+                    options.Rounds = BenchText.PositiveInt(arg, Next());
                     break;
                 case "--requests":
-                    options.Requests = PositiveInt(arg, Next());
+                    options.Requests = BenchText.PositiveInt(arg, Next());
                     break;
                 case "--seconds":
-                    var seconds = Next();
-                    options.Seconds = double.TryParse(seconds, NumberStyles.Float, CultureInfo.InvariantCulture, out var s) && s > 0
-                        ? s
-                        : throw new ArgumentException($"--seconds must be a positive number, not '{seconds}'.");
+                    options.Seconds = BenchText.PositiveNumber(arg, Next());
                     break;
                 case "--callers":
-                    options.Callers = PositiveInt(arg, Next());
+                    options.Callers = BenchText.PositiveInt(arg, Next());
                     break;
                 case "--channels":
                     var mode = Next();
@@ -114,13 +110,10 @@ internal sealed class BenchOptions
                     };
                     break;
                 case "--seed":
-                    var seed = Next();
-                    options.Seed = int.TryParse(seed, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n)
-                        ? n
-                        : throw new ArgumentException($"--seed must be an integer, not '{seed}'.");
+                    options.Seed = BenchText.Integer(arg, Next());
                     break;
                 case "--json":
-                    options.Json = i + 1 < args.Count && !args[i + 1].StartsWith("--", StringComparison.Ordinal) ? args[++i] : "-";
+                    options.Json = BenchText.JsonTarget(args, ref i);
                     break;
                 case "--gateway-variant":
                     options.Variants.Add(ParseVariant(Next()));
@@ -153,11 +146,6 @@ internal sealed class BenchOptions
 
         return options;
     }
-
-    private static int PositiveInt(string name, string value) =>
-        int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) && n > 0
-            ? n
-            : throw new ArgumentException($"{name} must be a positive integer, not '{value}'.");
 
     private static GatewayVariant ParseVariant(string text)
     {

@@ -58,10 +58,7 @@ void CleanUp()
     }
 }
 
-AppDomain.CurrentDomain.ProcessExit += (_, _) => CleanUp();
-Console.CancelKeyPress += (_, _) => CleanUp();
-using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, _ => CleanUp());
-using var onHup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, _ => CleanUp());
+using var exitHooks = BenchText.OnExit(CleanUp);
 
 var inv = CultureInfo.InvariantCulture;
 var arms = new List<Arm>();

@@ -2,7 +2,6 @@ using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
-using System.Text.Json.Serialization;
 using System.Text.RegularExpressions;
 
 namespace EffServe.GatewayBench;
@@ -52,13 +51,6 @@ internal sealed record BenchResult(
 /// <summary>Turns the measurements into the results: a markdown section for docs/benchmarks.md, or JSON.</summary>
 internal static partial class Report
 {
-    private static readonly JsonSerializerOptions s_json = new()
-    {
-        WriteIndented = true,
-        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
-        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
-    };
-
     private static readonly CultureInfo s_inv = CultureInfo.InvariantCulture;
 
     public static BenchResult Build(
@@ -128,7 +120,7 @@ internal static partial class Report
         var yarp = File.Exists(deps) && YarpVersion().Match(File.ReadAllText(deps)) is { Success: true } m ? m.Groups[1].Value : "unknown";
         var status = Machine.Command(root, "git", "status", "--porcelain", "--untracked-files=no");
         return new BenchResult(
-            "dotnet tests/perf/EffServe.GatewayBench/bin/Release/net10.0/EffServe.GatewayBench.dll" + string.Concat(args.Select(a => " " + Quote(a))),
+            BenchText.Command("tests/perf/EffServe.GatewayBench/bin/Release/net10.0/EffServe.GatewayBench.dll", args),
             Machine.Command(root, "git", "rev-parse", "--short", "HEAD") is { Length: > 0 } rev ? rev : "unknown",
             status.Length > 0,
             TimeProvider.System.GetUtcNow().ToString("yyyy-MM-dd HH:mm 'UTC'", s_inv),
@@ -145,7 +137,7 @@ internal static partial class Report
             nginxConfig);
     }
 
-    public static string Json(BenchResult result) => JsonSerializer.Serialize(result, s_json);
+    public static string Json(BenchResult result) => JsonSerializer.Serialize(result, BenchText.Json);
 
     public static string Markdown(BenchResult r)
     {
@@ -236,12 +228,7 @@ internal static partial class Report
 
     private static string ModeText(ChannelMode mode) => mode == ChannelMode.Shared ? "one channel" : "channel per caller";
 
-    private static string Ci(Estimate? e, string format) =>
-        e is null ? "–"
-        : e.Rounds == 0 ? "n/a"
-        : $"{e.Median.ToString(format, s_inv)} ({e.Low.ToString(format, s_inv)} – {e.High.ToString(format, s_inv)})";
-
-    private static string Quote(string arg) => arg.Length > 0 && arg.All(c => char.IsAsciiLetterOrDigit(c) || "-_./:=,+".Contains(c, StringComparison.Ordinal)) ? arg : $"'{arg.Replace("'", "'\\''", StringComparison.Ordinal)}'";
+    private static string Ci(Estimate? e, string format) => e is null ? "–" : BenchText.Ci(e, format);
 
     [GeneratedRegex("\"Yarp\\.ReverseProxy/([^\"]+)\"")]
     private static partial Regex YarpVersion();
