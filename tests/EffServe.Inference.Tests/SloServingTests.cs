@@ -192,6 +192,17 @@ public sealed class SloServingTests
     }
 
     [Fact]
+    public async Task PinnedVariant_BudgetItCannotMeet_ShedWithDeadlineExceeded()
+    {
+        await using var server = await StartAsync();
+        var client = new GRPCInferenceService.GRPCInferenceServiceClient(server.Channel);
+
+        await RpcAssert.FailsAsync(StatusCode.DeadlineExceeded,
+            () => client.ModelInferAsync(Request(0, ("effserve.variant", Wire.Text("fp32")), ("effserve.slo_ms", Wire.Real(0.0001))), cancellationToken: Ct).ResponseAsync,
+            "variant 'fp32'", "cannot be met");
+    }
+
+    [Fact]
     public async Task NothingFits_Fastest_ServedByTheFastestChoice()
     {
         await using var server = await StartAsync(("EffServe:Selection:WhenNothingFits", "fastest"));
