@@ -12,21 +12,10 @@ using Grpc.Core;
 // workload with the cache used and bypassed; and one job against the same items sent online.
 // Ratios are taken inside each round and reported as medians of rounds with 95% bootstrap
 // intervals (BENCHMARKING.md).
-BenchOptions options;
-try
+var (parsed, exitCode) = BenchText.ParseOrExit(args, BenchOptions.Parse, o => o.Help, BenchOptions.Usage);
+if (parsed is not { } options)
 {
-    options = BenchOptions.Parse(args);
-}
-catch (ArgumentException e)
-{
-    await Console.Error.WriteLineAsync($"{e.Message}{Environment.NewLine}{Environment.NewLine}{BenchOptions.Usage}");
-    return 2;
-}
-
-if (options.Help)
-{
-    Console.WriteLine(BenchOptions.Usage);
-    return 0;
+    return exitCode;
 }
 
 // Whatever ends this process (an exception, Ctrl-C, SIGTERM, SIGHUP) takes the services, the

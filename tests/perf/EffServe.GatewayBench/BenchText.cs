@@ -41,6 +41,31 @@ internal static class BenchText
     public static string JsonTarget(IReadOnlyList<string> args, ref int i) =>
         i + 1 < args.Count && !args[i + 1].StartsWith("--", StringComparison.Ordinal) ? args[++i] : "-";
 
+    /// <summary>
+    /// Parses the command line; null with the exit code when the program should stop here: 0 after
+    /// printing the usage for --help, 2 after printing the problem and the usage.
+    /// </summary>
+    public static (T? Options, int ExitCode) ParseOrExit<T>(IReadOnlyList<string> args, Func<IReadOnlyList<string>, T> parse, Func<T, bool> help, string usage)
+        where T : class
+    {
+        try
+        {
+            var options = parse(args);
+            if (!help(options))
+            {
+                return (options, 0);
+            }
+
+            Console.WriteLine(usage);
+            return (null, 0);
+        }
+        catch (ArgumentException e)
+        {
+            Console.Error.WriteLine($"{e.Message}{Environment.NewLine}{Environment.NewLine}{usage}");
+            return (null, 2);
+        }
+    }
+
     /// <summary>Runs <paramref name="cleanUp"/> however the process ends: normally, Ctrl-C, SIGTERM or SIGHUP. Dispose the result at the end of Main.</summary>
     public static IDisposable OnExit(Action cleanUp)
     {

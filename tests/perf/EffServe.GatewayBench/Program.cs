@@ -16,21 +16,10 @@ if (args.Length > 0 && args[0] == BareYarp.Verb)
     return await BareYarp.RunAsync(args[1..]);
 }
 
-BenchOptions options;
-try
+var (parsed, exitCode) = BenchText.ParseOrExit(args, BenchOptions.Parse, o => o.Help, BenchOptions.Usage);
+if (parsed is not { } options)
 {
-    options = BenchOptions.Parse(args);
-}
-catch (ArgumentException e)
-{
-    await Console.Error.WriteLineAsync($"{e.Message}{Environment.NewLine}{Environment.NewLine}{BenchOptions.Usage}");
-    return 2;
-}
-
-if (options.Help)
-{
-    Console.WriteLine(BenchOptions.Usage);
-    return 0;
+    return exitCode;
 }
 
 // Whatever ends this process (an exception, Ctrl-C, SIGTERM, SIGHUP) takes the services and nginx
