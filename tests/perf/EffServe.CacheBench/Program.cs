@@ -195,19 +195,7 @@ try
 
     var loadEnd = Machine.LoadAverage();
     var result = Report.Build(options, args, root, serviceDll, cachedSettings, loadStart, loadEnd, checks, latencyArms, throughputArms, jobs, online, jobWorkload.InputBytes);
-    if (options.Json == "-")
-    {
-        Console.WriteLine(Report.Json(result));
-    }
-    else
-    {
-        Console.Write(Report.Markdown(result));
-        if (options.Json is { } path)
-        {
-            await File.WriteAllTextAsync(path, Report.Json(result));
-            Log.Line($"JSON written to {path}");
-        }
-    }
+    await BenchText.WriteResultsAsync(options.Json, () => Report.Markdown(result), () => Report.Json(result));
 
     return 0;
 }

@@ -166,12 +166,12 @@ internal static partial class Report
 
         var deps = Path.ChangeExtension(serviceDll, ".deps.json");
         var client = File.Exists(deps) && RedisClientVersion().Match(File.ReadAllText(deps)) is { Success: true } m ? m.Groups[1].Value : "unknown";
-        var status = Machine.Command(root, "git", "status", "--porcelain", "--untracked-files=no");
+        var (revision, uncommitted, time) = BenchText.Provenance(root);
         return new BenchResult(
             BenchText.Command("tests/perf/EffServe.CacheBench/bin/Release/net10.0/EffServe.CacheBench.dll", args),
-            Machine.Command(root, "git", "rev-parse", "--short", "HEAD") is { Length: > 0 } rev ? rev : "unknown",
-            status.Length > 0,
-            TimeProvider.System.GetUtcNow().ToString("yyyy-MM-dd HH:mm 'UTC'", s_inv),
+            revision,
+            uncommitted,
+            time,
             Environment.ProcessorCount,
             Machine.CpuModel(),
             RuntimeInformation.OSDescription,

@@ -76,6 +76,32 @@ internal static class BenchText
             PosixSignalRegistration.Create(PosixSignal.SIGHUP, _ => cleanUp()));
     }
 
+    /// <summary>
+    /// Writes the results: JSON on stdout when <paramref name="json"/> is "-", otherwise the markdown
+    /// on stdout and, when <paramref name="json"/> names a file, the JSON there too.
+    /// </summary>
+    public static async Task WriteResultsAsync(string? json, Func<string> markdown, Func<string> jsonText)
+    {
+        if (json == "-")
+        {
+            Console.WriteLine(jsonText());
+            return;
+        }
+
+        Console.Write(markdown());
+        if (json is { } path)
+        {
+            await File.WriteAllTextAsync(path, jsonText()).ConfigureAwait(false);
+            Log.Line($"JSON written to {path}");
+        }
+    }
+
+    /// <summary>The short git revision of <paramref name="root"/> ("unknown" outside git), whether tracked files have uncommitted changes, and the time now.</summary>
+    public static (string Revision, bool Uncommitted, string Time) Provenance(string root) => (
+        Machine.Command(root, "git", "rev-parse", "--short", "HEAD") is { Length: > 0 } rev ? rev : "unknown",
+        Machine.Command(root, "git", "status", "--porcelain", "--untracked-files=no").Length > 0,
+        TimeProvider.System.GetUtcNow().ToString("yyyy-MM-dd HH:mm 'UTC'", s_inv));
+
     /// <summary>A median with its interval: "12 (10 – 14)", or "n/a" without rounds.</summary>
     public static string Ci(Estimate e, string format) =>
         e.Rounds == 0 ? "n/a"

@@ -208,19 +208,7 @@ try
     var loadEnd = Machine.LoadAverage();
     var threads = doors.ToDictionary(d => d.Name, d => d.Process is null ? (int?)null : ProcStat.Threads(d.Pids));
     var result = Report.Build(options, args, root, gatewayDll, arms, direct, nginxArm, modes, requests.Count, accuracy, identical, loadStart, loadEnd, threads, ProcStat.Threads(servicePids), File.ReadAllText(Path.Combine(folder.FullName, "nginx.conf")));
-    if (options.Json == "-")
-    {
-        Console.WriteLine(Report.Json(result));
-    }
-    else
-    {
-        Console.Write(Report.Markdown(result));
-        if (options.Json is { } path)
-        {
-            await File.WriteAllTextAsync(path, Report.Json(result));
-            Log.Line($"JSON written to {path}");
-        }
-    }
+    await BenchText.WriteResultsAsync(options.Json, () => Report.Markdown(result), () => Report.Json(result));
 
     return 0;
 }

@@ -118,12 +118,12 @@ internal static partial class Report
         var nginxVersion = Prerequisites.FirstLine(Prerequisites.Find("nginx") ?? "nginx", "-v").Replace("nginx version: nginx/", "", StringComparison.Ordinal);
         var deps = Path.ChangeExtension(gatewayDll, ".deps.json");
         var yarp = File.Exists(deps) && YarpVersion().Match(File.ReadAllText(deps)) is { Success: true } m ? m.Groups[1].Value : "unknown";
-        var status = Machine.Command(root, "git", "status", "--porcelain", "--untracked-files=no");
+        var (revision, uncommitted, time) = BenchText.Provenance(root);
         return new BenchResult(
             BenchText.Command("tests/perf/EffServe.GatewayBench/bin/Release/net10.0/EffServe.GatewayBench.dll", args),
-            Machine.Command(root, "git", "rev-parse", "--short", "HEAD") is { Length: > 0 } rev ? rev : "unknown",
-            status.Length > 0,
-            TimeProvider.System.GetUtcNow().ToString("yyyy-MM-dd HH:mm 'UTC'", s_inv),
+            revision,
+            uncommitted,
+            time,
             new MachineInfo(Environment.ProcessorCount, Machine.CpuModel(), RuntimeInformation.OSDescription, loadStart, loadEnd),
             new VersionInfo(RuntimeInformation.FrameworkDescription, nginxVersion, yarp),
             new SettingsInfo(options.Rounds, options.Requests, options.Seconds, options.Callers, options.Channels.ToString(), options.Seed, samples, [
