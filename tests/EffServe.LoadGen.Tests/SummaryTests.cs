@@ -36,6 +36,7 @@ public sealed class SummaryTests
         Assert.Equal(new Dictionary<string, int> { ["early-exit"] = 1, ["fp32"] = 2, ["int8"] = 1 }, summary.Variants);
         Assert.Equal(new Dictionary<long, int> { [2] = 1 }, summary.ExitStages);
         Assert.Equal(new Dictionary<string, int> { ["DEADLINE_EXCEEDED"] = 1, ["DEADLINE_EXCEEDED (client)"] = 1, ["RESOURCE_EXHAUSTED"] = 1 }, summary.Failures);
+        Assert.Equal("queue full; retry in 10 ms", summary.FailureExamples["RESOURCE_EXHAUSTED"]);
         Assert.Equal(100.0 / 7, summary.ServerCpuMsPerRequest!.Value, 9);
         Assert.Equal(0.2, summary.ComputeMsPerAnswer, 9);
         Assert.Equal(1 / 7.0, summary.LateOver1Ms, 9);
@@ -145,6 +146,7 @@ public sealed class SummaryTests
         Lateness = new LatencyHistogram(),
         ServerCpuSeconds = 0.1,
         ClientCpuSeconds = 0.01,
+        FailureExamples = new Dictionary<string, string> { ["RESOURCE_EXHAUSTED"] = "queue full; retry in 10 ms" },
     };
 
     private static RunSummary Summary(double attainment, double accuracy) => new()

@@ -79,6 +79,9 @@ public sealed class RunRecord
 
     /// <summary>CPU seconds of this (client) process during the run.</summary>
     public required double ClientCpuSeconds { get; init; }
+
+    /// <summary>The first error message seen for each failing status (RESOURCE_EXHAUSTED → the server's reason).</summary>
+    public IReadOnlyDictionary<string, string> FailureExamples { get; init; } = new Dictionary<string, string>();
 }
 
 /// <summary>
@@ -114,6 +117,7 @@ public static partial class OpenLoopRunner
         var outcomes = new RequestOutcome[trace.Length];
         var pending = new Task[trace.Length];
         var lateness = new LatencyHistogram();
+        var examples = new System.Collections.Concurrent.ConcurrentDictionary<string, string>(StringComparer.Ordinal);
         var headers = settings.RoutingHeader ? new Metadata { { RoutingHeaderName, workload.Model } } : null;
         var giveUp = workload.Mix.Classes.Select(c => TimeSpan.FromMilliseconds(Math.Max(settings.GiveUpAfter.TotalMilliseconds, 4 * c.SloMs))).ToArray();
         var labels = workload.Labels;
@@ -139,7 +143,7 @@ public static partial class OpenLoopRunner
                 outcomes[i].Sent = true;
                 var deadline = startUtc + TimeSpan.FromSeconds(entry.OffsetSeconds) + giveUp[entry.ClassIndex];
                 var options = new CallOptions(headers, deadline, cancellationToken);
-                pending[i] = Complete(client, workload.Request(entry.ClassIndex, entry.Sample), options, due, labels?[entry.Sample], outcomes, i);
+                pending[i] = Complete(client, workload.Request(entry.ClassIndex, entry.Sample), options, due, labels?[entry.Sample], outcomes, i, examples);
             }
         })
         {
@@ -162,6 +166,7 @@ public static partial class OpenLoopRunner
             Lateness = lateness,
             ServerCpuSeconds = cpuBefore is { } before ? serverCpuSeconds!() - before : null,
             ClientCpuSeconds = (Environment.CpuUsage.TotalTime - clientCpuBefore).TotalSeconds,
+            FailureExamples = new SortedDictionary<string, string>(examples, StringComparer.Ordinal),
         };
     }
 
@@ -172,7 +177,8 @@ public static partial class OpenLoopRunner
         long due,
         long? label,
         RequestOutcome[] outcomes,
-        int index)
+        int index,
+        System.Collections.Concurrent.ConcurrentDictionary<string, string> examples)
     {
         ref var outcome = ref outcomes[index];
         outcome.ComputeUs = -1;
@@ -191,6 +197,7 @@ public static partial class OpenLoopRunner
             outcomes[index].LatencyUs = MicrosecondsSince(due);
             outcomes[index].Status = e.StatusCode;
             outcomes[index].ClientDeadline = e.StatusCode == StatusCode.DeadlineExceeded && options.Deadline is { } deadline && TimeProvider.System.GetUtcNow().UtcDateTime >= deadline;
+            examples.TryAdd(RunSummary.StatusName(e.StatusCode) + (outcomes[index].ClientDeadline ? " (client)" : ""), e.Status.Detail);
         }
     }
 

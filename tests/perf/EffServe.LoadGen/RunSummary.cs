@@ -56,6 +56,9 @@ public sealed partial record RunSummary
     /// <summary>Requests that did not answer, by gRPC status (DEADLINE_EXCEEDED (client) when the client's own deadline ended it).</summary>
     public required IReadOnlyDictionary<string, int> Failures { get; init; }
 
+    /// <summary>The first message the server (or the client) gave for each failing status.</summary>
+    public IReadOnlyDictionary<string, string> FailureExamples { get; init; } = new Dictionary<string, string>();
+
     /// <summary>Server CPU milliseconds per sent request, from the process's CPU time; null when the server was not ours to measure.</summary>
     public double? ServerCpuMsPerRequest { get; init; }
 
@@ -166,6 +169,7 @@ public sealed partial record RunSummary
             Variants = variants,
             ExitStages = stages,
             Failures = failures,
+            FailureExamples = run.FailureExamples,
             ServerCpuMsPerRequest = run.ServerCpuSeconds is { } cpu && sent > 0 ? cpu * 1000 / sent : null,
             ComputeMsPerAnswer = computeCount == 0 ? double.NaN : computeUs / computeCount / 1000,
             EnergyMjPerAnswer = energyCount == 0 ? double.NaN : energy / energyCount,

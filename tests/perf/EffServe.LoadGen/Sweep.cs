@@ -252,6 +252,11 @@ public static class Sweep
                     runs[arm.Name][r].Add(summary);
                     log?.Invoke(string.Create(CultureInfo.InvariantCulture,
                         $"repeat {repeat + 1}/{settings.Repeats}, {rates[r]:0.#} req/s, {arm.Name}: attainment {summary.Attainment:P2}, accuracy {summary.Accuracy:P2}, p99 {summary.Latency.P99Ms:0.00} ms, {Describe(summary.Failures)}, late sends {summary.LateOver1Ms:P1}"));
+                    foreach (var (status, message) in summary.FailureExamples)
+                    {
+                        log?.Invoke($"  {status}: {message}");
+                    }
+
                     await Task.Delay(settings.Pause, cancellationToken).ConfigureAwait(false);
                 }
             }
