@@ -67,7 +67,9 @@ public sealed class HealthAndReflectionTests : IClassFixture<DigitsServerFixture
             .Select(bytes => Google.Protobuf.Reflection.FileDescriptorProto.Parser.ParseFrom(bytes))
             .ToList();
 
-        var file = Assert.Single(files, f => f.Package == "inference");
+        // The service's file comes with the files it imports, so that a reflection client can decode every message.
+        var file = Assert.Single(files, f => f.Name == "inference/grpc_service.proto");
+        Assert.Contains(files, f => f.Name == "inference/model_config.proto" && f.Package == "inference");
         var service = Assert.Single(file.Service, s => s.Name == "GRPCInferenceService");
         Assert.Contains(service.Method, m => m.Name == "ModelInfer");
         Assert.Contains(service.Method, m => m.Name == "ModelStreamInfer" && m.ClientStreaming && m.ServerStreaming);
