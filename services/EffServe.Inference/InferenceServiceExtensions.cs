@@ -38,6 +38,7 @@ public static partial class InferenceServiceExtensions
             sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<RunSlots>().Capacity));
         services.AddSingleton<InferenceInstrumentation>();
+        services.AddSingleton<CpuPressureSampler>();
         services.AddSingleton<InferenceEngine>();
         builder.AddCacheAndJobs();
         services.AddHostedService<StoppingNotifier>();

@@ -16,6 +16,9 @@ public readonly record struct LatencyEstimate(int BatchSize, double? ProfileMs, 
 /// window of the latest run times whose 90th percentile replaces the profile's figure once enough
 /// runs were seen. One slow run moves a high quantile of a window little, and a lasting change
 /// (another machine, a busy neighbour) takes the window over within <see cref="Window"/> runs.
+/// Runs older than <see cref="MaxAge"/> no longer count: a figure learnt during a burst of
+/// contention would otherwise outlive it, and a variant predicted too slow to meet any budget is
+/// never run again to learn better (its requests are all shed), so the figure must age out.
 /// Batch sizes never observed are scaled from the profile by how far observation has moved the
 /// sizes that were. For early exit, times are kept at the profile's threshold and scaled to
 /// another threshold by the mean latency the profile measured at each.
@@ -30,16 +33,22 @@ public sealed class LatencyModel
 
     private const double Quantile = 0.9;
 
+    /// <summary>How long an observed run counts.</summary>
+    public static readonly TimeSpan MaxAge = TimeSpan.FromSeconds(10);
+
     private readonly Lock _lock = new();
     private readonly SortedDictionary<int, Observations> _observed = [];
     private readonly (int Batch, double Ms, double ItemsPerSecond)[] _profile;
     private readonly ThresholdPoint[] _thresholds;
     private readonly double _profileThreshold;
+    private readonly TimeProvider _time;
 
     /// <param name="profile">The variant's measured profile, or null.</param>
     /// <param name="profileThreshold">For early exit: the threshold the profile's latency table was measured at.</param>
-    public LatencyModel(VariantProfile? profile, double profileThreshold = 1.0)
+    /// <param name="time">The clock that ages observations out (the system's by default).</param>
+    public LatencyModel(VariantProfile? profile, double profileThreshold = 1.0, TimeProvider? time = null)
     {
+        _time = time ?? TimeProvider.System;
         _profile = profile is null
             ? []
             : [.. profile.Latency.Where(p => p.BatchSize > 0 && p.P95Ms > 0).OrderBy(p => p.BatchSize).Select(p => (p.BatchSize, p.P95Ms, p.ItemsPerSecond))];
@@ -57,6 +66,7 @@ public sealed class LatencyModel
         double? atProfileThreshold;
         lock (_lock)
         {
+            Expire();
             atProfileThreshold = PredictLocked(batch);
         }
 
@@ -80,7 +90,7 @@ public sealed class LatencyModel
                 _observed.Add(batch, window);
             }
 
-            window.Add(normalised);
+            window.Add(normalised, _time.GetTimestamp());
         }
     }
 
@@ -118,12 +128,32 @@ public sealed class LatencyModel
     {
         lock (_lock)
         {
+            Expire();
             var sizes = _profile.Select(p => p.Batch).Concat(_observed.Keys).Distinct().Order();
             return [.. sizes.Select(b =>
             {
                 _observed.TryGetValue(b, out var window);
                 return new LatencyEstimate(b, ProfileAt(b), window?.Count >= MinObservations ? window.Quantile(Quantile) : null, window?.Count ?? 0, PredictLocked(b));
             })];
+        }
+    }
+
+    /// <summary>Forgets runs older than <see cref="MaxAge"/>, and the sizes left with none.</summary>
+    private void Expire()
+    {
+        var oldest = _time.GetTimestamp() - (long)(MaxAge.TotalSeconds * _time.TimestampFrequency);
+        List<int>? empty = null;
+        foreach (var (batch, window) in _observed)
+        {
+            if (window.Expire(oldest) == 0)
+            {
+                (empty ??= []).Add(batch);
+            }
+        }
+
+        foreach (var batch in empty ?? [])
+        {
+            _observed.Remove(batch);
         }
     }
 
@@ -224,27 +254,49 @@ public sealed class LatencyModel
         return _thresholds[^1].MeanLatencyMs;
     }
 
-    /// <summary>The latest <see cref="Window"/> run times of one batch size.</summary>
+    /// <summary>The latest <see cref="Window"/> run times of one batch size, oldest first, with when each was seen.</summary>
     private sealed class Observations
     {
-        private readonly double[] _values = new double[Window];
-        private int _next;
+        private readonly Queue<(double Ms, long At)> _runs = new(Window);
+        private double[] _sorted = [];
+        private bool _dirty;
 
-        public int Count { get; private set; }
+        public int Count => _runs.Count;
 
-        public void Add(double value)
+        public void Add(double value, long at)
         {
-            _values[_next] = value;
-            _next = (_next + 1) % Window;
-            Count = Math.Min(Count + 1, Window);
+            if (_runs.Count == Window)
+            {
+                _runs.Dequeue();
+            }
+
+            _runs.Enqueue((value, at));
+            _dirty = true;
+        }
+
+        /// <summary>Drops the runs seen before <paramref name="oldest"/>; the runs left.</summary>
+        public int Expire(long oldest)
+        {
+            while (_runs.Count > 0 && _runs.Peek().At < oldest)
+            {
+                _runs.Dequeue();
+                _dirty = true;
+            }
+
+            return _runs.Count;
         }
 
         public double Quantile(double q)
         {
-            var sorted = _values[..Count];
-            Array.Sort(sorted);
-            var index = (int)Math.Ceiling(q * Count) - 1;
-            return sorted[Math.Clamp(index, 0, Count - 1)];
+            if (_dirty)
+            {
+                _sorted = [.. _runs.Select(r => r.Ms)];
+                Array.Sort(_sorted);
+                _dirty = false;
+            }
+
+            var index = (int)Math.Ceiling(q * _sorted.Length) - 1;
+            return _sorted[Math.Clamp(index, 0, _sorted.Length - 1)];
         }
     }
 }

@@ -9,6 +9,7 @@ namespace EffServe.Core.Selection;
 /// <param name="CostUsd">Predicted cost of the run (device time × price); null when the run time is unknown.</param>
 /// <param name="IsModelDefault">The model's default variant at its own threshold.</param>
 /// <param name="IsVariantDefault">The variant at its own threshold (always true for kinds without one).</param>
+/// <param name="Calibration">What this replica's recent requests took over their predictions (<see cref="PredictionCalibration"/>); 1 when predictions are taken as they are.</param>
 public sealed record Candidate(
     string Variant,
     double? Threshold,
@@ -17,17 +18,22 @@ public sealed record Candidate(
     double AheadMs,
     double? CostUsd,
     bool IsModelDefault,
-    bool IsVariantDefault)
+    bool IsVariantDefault,
+    double Calibration = 1.0)
 {
+    /// <summary>Predicted time from admission to the end of the run, before calibration.</summary>
+    public double RawCompletionMs => AheadMs + (RunMs ?? 0);
+
     /// <summary>Predicted time from now until the request's answer is computed.</summary>
-    public double CompletionMs => AheadMs + (RunMs ?? 0);
+    public double CompletionMs => RawCompletionMs * Calibration;
 }
 
 /// <summary>What a policy chooses among.</summary>
 /// <param name="Candidates">The candidates within the request's accuracy floor and cost cap (never empty).</param>
 /// <param name="BudgetMs">Milliseconds left of the request's budget; null when it has none.</param>
 /// <param name="FixedVariant">The variant the <c>fixed</c> policy serves.</param>
-public sealed record SelectionContext(IReadOnlyList<Candidate> Candidates, double? BudgetMs, string FixedVariant);
+/// <param name="Busy">The replica's cores are busy enough that capacity matters more than an accuracy difference the evaluation set cannot tell apart.</param>
+public sealed record SelectionContext(IReadOnlyList<Candidate> Candidates, double? BudgetMs, string FixedVariant, bool Busy = false);
 
 /// <summary>
 /// A named way to choose the variant that serves a request (in the shape of YARP's
@@ -66,10 +72,12 @@ public static class CandidateOrder
 
 /// <summary>
 /// <c>slo-aware</c>: the most accurate candidate whose predicted completion (work ahead plus its
-/// run) fits the budget left. The model's default variant is kept while it fits and is within
-/// <see cref="AccuracyTolerance"/> of that: accuracy differences smaller than an evaluation set
-/// can tell apart are no reason to move off the manifest's choice. Without a budget: the default
-/// (the most accurate when the floor or cap excludes it).
+/// run) fits the budget left. Accuracies within <see cref="AccuracyTolerance"/> of the best that
+/// fits count as equal (differences smaller than an evaluation set can tell apart): among them the
+/// model's default variant is kept while the replica is not <see cref="SelectionContext.Busy"/>, and
+/// the cheapest (shortest predicted run) is taken when it is, since a busy replica's capacity is
+/// what every later request's budget depends on. Without a budget: the default (the most accurate
+/// when the floor or cap excludes it).
 /// </summary>
 public sealed class SloAwarePolicy(double accuracyTolerance = SloAwarePolicy.DefaultAccuracyTolerance) : ISelectionPolicy
 {
@@ -94,6 +102,15 @@ public sealed class SloAwarePolicy(double accuracyTolerance = SloAwarePolicy.Def
         }
 
         var best = fitting[0];
+        if (context.Busy && context.BudgetMs is not null && best.Accuracy is { } top)
+        {
+            return fitting
+                .Where(c => c.Accuracy is { } a && top - a <= AccuracyTolerance)
+                .OrderBy(c => c.RunMs ?? double.MaxValue)
+                .ThenByDescending(c => c.Accuracy)
+                .First();
+        }
+
         var preferred = fitting.FirstOrDefault(c => c.IsModelDefault);
         var close = preferred is not null && (context.BudgetMs is null || best.Accuracy is null || preferred.Accuracy is not { } own || best.Accuracy.Value - own <= AccuracyTolerance);
         return close ? preferred : best;

@@ -36,7 +36,8 @@ public sealed record SelectionDecision(Candidate? Choice, SelectionVerdict Verdi
 /// <param name="BudgetMs">Milliseconds left of its budget; null when it has none.</param>
 /// <param name="MinAccuracy">Its accuracy floor.</param>
 /// <param name="MaxCostUsd">Its cost cap.</param>
-public readonly record struct SelectionRequest(double? BudgetMs, double? MinAccuracy, double? MaxCostUsd);
+/// <param name="Busy">The replica is busy: accuracy ties go to the cheapest candidate (<see cref="SloAwarePolicy"/>).</param>
+public readonly record struct SelectionRequest(double? BudgetMs, double? MinAccuracy, double? MaxCostUsd, bool Busy = false);
 
 /// <summary>
 /// Applies a request's accuracy floor and cost cap, asks the policy, and decides what happens when
@@ -59,7 +60,7 @@ public static class Selector
             return new SelectionDecision(null, SelectionVerdict.Unsatisfiable, WhyNoneEligible(candidates, request));
         }
 
-        var choice = policy.Choose(new SelectionContext(eligible, request.BudgetMs, fixedVariant));
+        var choice = policy.Choose(new SelectionContext(eligible, request.BudgetMs, fixedVariant, request.Busy));
         if (choice is not null)
         {
             return new SelectionDecision(choice, SelectionVerdict.Serve, "");
@@ -72,7 +73,7 @@ public static class Selector
         }
 
         var reason = string.Create(CultureInfo.InvariantCulture,
-            $"the budget of {request.BudgetMs:0.###} ms left cannot be met: the fastest choice, variant '{fastest.Variant}'{ThresholdText(fastest)}, is predicted to take {fastest.RunMs ?? 0:0.###} ms after {fastest.AheadMs:0.###} ms of work queued ahead");
+            $"the budget of {request.BudgetMs:0.###} ms left cannot be met: the fastest choice, variant '{fastest.Variant}'{ThresholdText(fastest)}, is predicted to take {fastest.RunMs ?? 0:0.###} ms after {fastest.AheadMs:0.###} ms of work queued ahead{CalibrationText(fastest)}");
         return whenNothingFits == WhenNothingFits.Fastest
             ? new SelectionDecision(fastest, SelectionVerdict.BestEffort, reason)
             : new SelectionDecision(null, SelectionVerdict.ShedDeadline, reason);
@@ -105,6 +106,9 @@ public static class Selector
 
         return string.Join("; ", parts);
     }
+
+    private static string CalibrationText(Candidate c) =>
+        c.Calibration == 1.0 ? "" : string.Create(CultureInfo.InvariantCulture, $", {c.CompletionMs:0.###} ms in all once scaled by {c.Calibration:0.##}× for what recent requests took beyond their predictions");
 
     private static string ThresholdText(Candidate c) =>
         c.Threshold is { } t ? string.Create(CultureInfo.InvariantCulture, $" at exit threshold {t:0.###}") : "";

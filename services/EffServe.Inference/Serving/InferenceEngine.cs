@@ -48,6 +48,7 @@ public sealed class InferenceEngine
     private readonly ILogger<InferenceEngine> _logger;
     private readonly SelectionOptions _selection;
     private readonly BatchScheduler _scheduler;
+    private readonly CpuPressureSampler _pressure;
 
     public InferenceEngine(
         ModelRepository models,
@@ -57,8 +58,10 @@ public sealed class InferenceEngine
         Accountant accountant,
         IOptions<AccountingOptions> accounting,
         IOptions<SelectionOptions> selection,
+        CpuPressureSampler pressure,
         ILogger<InferenceEngine> logger)
     {
+        _pressure = pressure;
         _models = models;
         _slots = slots;
         _time = time;
@@ -269,6 +272,11 @@ public sealed class InferenceEngine
 
         var queued = outcome.RunStarted;
         var ran = outcome.RunEnded;
+        if (!background)
+        {
+            served.Calibration.Observe(choice.RawCompletionMs, Stopwatch.GetElapsedTime(started, ran).TotalMilliseconds);
+        }
+
         if (parameters.SloMs is { } sloBudget)
         {
             activity?.SetTag(SpanAttributes.BudgetLeftMs, sloBudget - Stopwatch.GetElapsedTime(started, queued).TotalMilliseconds);
@@ -443,7 +451,8 @@ public sealed class InferenceEngine
         var candidates = Candidates(served, parameters, samples, ahead);
         var pinned = parameters.Variant is not null || parameters.ExitThreshold is not null;
         var policy = pinned ? s_pinned : SelectionPolicies.BuiltIn.Get(settings.Policy);
-        var request = new SelectionRequest(budgetMs, parameters.MinAccuracy ?? settings.DefaultMinAccuracy, parameters.MaxCostUsd);
+        var busy = _selection.Calibrate && _pressure.Utilisation >= _selection.BusyUtilisation;
+        var request = new SelectionRequest(budgetMs, parameters.MinAccuracy ?? settings.DefaultMinAccuracy, parameters.MaxCostUsd, busy);
         var decision = Selector.Decide(policy, candidates, request, settings.Variant ?? served.Runtime.DefaultVariant!, settings.WhenNothingFits);
         switch (decision.Verdict)
         {
@@ -468,6 +477,9 @@ public sealed class InferenceEngine
     {
         var runtime = served.Runtime;
         var list = new List<Candidate>();
+        // Predictions are scaled by the larger of what the model's recent requests took beyond theirs
+        // and the slowdown the machine's CPU load implies (docs/slo.md, "Calibration").
+        var calibration = _selection.Calibrate ? Math.Max(served.Calibration.Factor, _pressure.Slowdown) : 1.0;
         foreach (var state in runtime.Variants)
         {
             var v = state.Definition;
@@ -490,7 +502,7 @@ public sealed class InferenceEngine
                 var run = latency.PredictMs(samples, threshold);
                 var cost = run is { } ms ? _accountant.Price(0, (long)(ms * 1e6), EnergySource.Modelled, device).CostUsd : (double?)null;
                 var own = threshold is null || threshold == v.ExitThreshold;
-                list.Add(new Candidate(v.Name, threshold, accuracy, run, ahead, cost, own && v.Name == runtime.DefaultVariant, own));
+                list.Add(new Candidate(v.Name, threshold, accuracy, run, ahead, cost, own && v.Name == runtime.DefaultVariant, own, calibration));
             }
         }
 

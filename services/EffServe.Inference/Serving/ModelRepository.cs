@@ -20,6 +20,9 @@ public sealed class ServedModel(ModelRuntime runtime)
     /// <summary>Predicted run time per variant and batch size, from the profile and the runs seen here.</summary>
     public IReadOnlyDictionary<string, LatencyModel> Latency { get; } =
         runtime.Model.Variants.ToDictionary(v => v.Name, v => new LatencyModel(v.Profile, v.ExitThreshold), StringComparer.Ordinal);
+
+    /// <summary>How far the model's recent requests took beyond their predictions; selection scales its predictions by it.</summary>
+    public PredictionCalibration Calibration { get; } = new();
 }
 
 /// <summary>

@@ -53,6 +53,18 @@ public sealed class SelectionOptions : ModelSelectionOptions
     /// <summary>Least throughput gain (0.1 = 10 %) the profile must show before requests are batched.</summary>
     public double MinBatchingGain { get; set; } = 0.1;
 
+    /// <summary>
+    /// Scale predictions by what recent requests took beyond theirs and by the slowdown the CPU load
+    /// implies (docs/slo.md, "Calibration"); off, predictions are the latency model's alone.
+    /// </summary>
+    public bool Calibrate { get; set; } = true;
+
+    /// <summary>
+    /// Share of the machine's cores busy (0–1) from which the replica counts as busy: slo-aware then
+    /// breaks accuracy ties towards the cheapest variant. Needs <see cref="Calibrate"/>.
+    /// </summary>
+    public double BusyUtilisation { get; set; } = 0.5;
+
     /// <summary>Per-model overrides, by model name.</summary>
     public Dictionary<string, ModelSelectionOptions> Models { get; set; } = new(StringComparer.Ordinal);
 
@@ -91,6 +103,11 @@ public sealed class SelectionOptions : ModelSelectionOptions
         if (DefaultPriority < 1)
         {
             yield return $"{P}:DefaultPriority is {DefaultPriority}; priority levels start at 1 (the highest).";
+        }
+
+        if (!double.IsFinite(BusyUtilisation) || BusyUtilisation is < 0 or > 1)
+        {
+            yield return $"{P}:BusyUtilisation is {BusyUtilisation.ToString(CultureInfo.InvariantCulture)}; use a share of the cores between 0 and 1 (1 never counts the replica busy).";
         }
 
         if (!double.IsFinite(MinBatchingGain) || MinBatchingGain < 0)

@@ -44,6 +44,47 @@ public sealed class LatencyModelTests
     }
 
     [Fact]
+    public void Observe_RunsOlderThanMaxAge_NoLongerCount()
+    {
+        // A burst of contention taught the model 50 ms runs; once they age out, the profile is back,
+        // so a variant predicted too slow for every budget (and so never run) is tried again.
+        var clock = new Accounting.ManualClock();
+        var model = new LatencyModel(s_profile, time: clock);
+        for (var i = 0; i < 10; i++)
+        {
+            model.Observe(1, 50);
+        }
+
+        Assert.Equal(50, model.PredictMs(1));
+        clock.Advance(LatencyModel.MaxAge / 2);
+        Assert.Equal(50, model.PredictMs(1));
+
+        clock.Advance(LatencyModel.MaxAge);
+
+        Assert.Equal(0.5, model.PredictMs(1));
+        Assert.Equal(0, Assert.Single(model.Snapshot(), e => e.BatchSize == 1).Observations);
+    }
+
+    [Fact]
+    public void Observe_FreshRunsAfterOldOnes_OnlyTheFreshCount()
+    {
+        var clock = new Accounting.ManualClock();
+        var model = new LatencyModel(s_profile, time: clock);
+        for (var i = 0; i < 10; i++)
+        {
+            model.Observe(1, 50);
+        }
+
+        clock.Advance(LatencyModel.MaxAge + TimeSpan.FromSeconds(1));
+        for (var i = 0; i < 10; i++)
+        {
+            model.Observe(1, 0.4);
+        }
+
+        Assert.Equal(0.4, model.PredictMs(1));
+    }
+
+    [Fact]
     public void Observe_OneOutlier_BarelyMovesTheEstimate()
     {
         var model = new LatencyModel(s_profile);

@@ -29,6 +29,47 @@ public sealed class SelectorTests
     }
 
     [Fact]
+    public void SloAware_BusyReplica_AccuracyTieGoesToTheCheapest()
+    {
+        // int8 is 0.05 points below fp32: a tie the evaluation set cannot tell apart.
+        var decision = Selector.Decide(new SloAwarePolicy(), Candidates(), new SelectionRequest(100, null, null, Busy: true), "int8", WhenNothingFits.Shed);
+
+        Assert.Equal("int8", decision.Choice!.Variant);
+    }
+
+    [Fact]
+    public void SloAware_BusyReplica_NoTieWithinReach_StillTheMostAccurate()
+    {
+        // Only early exit at threshold 0.5 fits 1.2 ms: busy or not, it is what the budget allows.
+        var decision = Selector.Decide(new SloAwarePolicy(), Candidates(), new SelectionRequest(1.2, null, null, Busy: true), "int8", WhenNothingFits.Shed);
+
+        Assert.Equal(("early-exit", 0.5), (decision.Choice!.Variant, decision.Choice.Threshold));
+    }
+
+    [Fact]
+    public void SloAware_Calibrated_PredictionsScaledBeforeTheFit()
+    {
+        // fp32 alone takes 4 ms: it fits 5 ms as predicted, not once recent requests say predictions run 2× short.
+        var scaled = Candidates().Select(c => c with { Calibration = 2.0 }).ToList();
+
+        var decision = Selector.Decide(new SloAwarePolicy(), scaled, new SelectionRequest(5, null, null), "int8", WhenNothingFits.Shed);
+
+        Assert.Equal("int8", decision.Choice!.Variant);
+        Assert.Equal(3.0, decision.Choice.CompletionMs, 9);
+    }
+
+    [Fact]
+    public void Decide_CalibratedNothingFits_MessageSaysWhy()
+    {
+        var scaled = Candidates().Select(c => c with { Calibration = 4.0 }).ToList();
+
+        var decision = Selector.Decide(new SloAwarePolicy(), scaled, new SelectionRequest(2, null, null), "int8", WhenNothingFits.Shed);
+
+        Assert.Equal(SelectionVerdict.ShedDeadline, decision.Verdict);
+        Assert.Contains("scaled by 4", decision.Reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void SloAware_NoBudget_ServesTheModelsDefault()
     {
         var decision = Selector.Decide(new SloAwarePolicy(), Candidates(), new SelectionRequest(null, null, null), "int8", WhenNothingFits.Shed);
