@@ -73,6 +73,17 @@ public sealed class LatencyModel
         return atProfileThreshold * ThresholdFactor(threshold);
     }
 
+    /// <summary>
+    /// The profile's figure for <paramref name="batch"/> samples at <paramref name="threshold"/>,
+    /// ignoring what this replica observed: what the run costs on an unloaded machine, comparable
+    /// between variants whatever each happened to meet lately; null without a profile.
+    /// </summary>
+    public double? ProfiledMs(int batch, double? threshold = null)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(batch, 1);
+        return ProfileAt(batch) * ThresholdFactor(threshold);
+    }
+
     /// <summary>Records a run of <paramref name="batch"/> samples at <paramref name="threshold"/> that took <paramref name="ms"/>.</summary>
     public void Observe(int batch, double ms, double? threshold = null)
     {

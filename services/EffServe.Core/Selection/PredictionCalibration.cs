@@ -1,18 +1,19 @@
 namespace EffServe.Core.Selection;
 
 /// <summary>
-/// How far this replica's recent requests took beyond what was predicted for them when they were
-/// admitted: the 90th percentile of actual ÷ predicted time from admission to the end of the run,
-/// over the requests of the last <see cref="MaxAge"/> (at most <see cref="Window"/>).
+/// How much longer this replica's recent requests took than was predicted for them when they were
+/// admitted: the 90th percentile of actual − predicted milliseconds, from the request's arrival in
+/// the engine to the end of its run, over the requests of the last <see cref="MaxAge"/> (at most
+/// <see cref="Window"/>).
 /// <para>
-/// The latency model predicts the run and the queue from run times alone. What it cannot see —
-/// request handling around the run (decoding, scheduling, encoding) competing with the runs for the
-/// same cores, thread-pool hand-offs, a neighbour's load — shows here as a ratio above 1, and it
-/// grows with the load: a saturated CPU slows every stage of every request. Selection multiplies
-/// its predictions by this factor, so under overload the heavy variants stop fitting tight budgets
-/// and the cheaper ones take the load, which is what relieves it. The factor follows the load back
-/// down as requests again finish as predicted, and with no requests for <see cref="MaxAge"/> it
-/// returns to <see cref="Neutral"/>.
+/// The latency model predicts the queue and the run from run times alone. What it cannot see —
+/// decoding, thread hand-offs, the queue's real drain rate when request handling competes with the
+/// runs for the same cores — shows here, and it grows with the load. Selection adds this excess to
+/// its predictions, so under overload the heavy variants stop fitting tight budgets and the lighter
+/// ones take the load, which is what relieves it. The excess follows the load back down as requests
+/// again finish as predicted, and with no requests for <see cref="MaxAge"/> it returns to 0. It is an
+/// amount of time, not a ratio, because most of what it measures is a cost per request: a ratio
+/// would blow up for the shortest predictions (an early exit at its lowest threshold).
 /// </para>
 /// </summary>
 public sealed class PredictionCalibration
@@ -20,19 +21,11 @@ public sealed class PredictionCalibration
     /// <summary>Requests kept.</summary>
     public const int Window = 256;
 
-    /// <summary>Requests needed before the factor leaves <see cref="Neutral"/>.</summary>
+    /// <summary>Requests needed before the excess counts.</summary>
     public const int MinObservations = 16;
 
-    /// <summary>The factor while too little is known.</summary>
-    public const double Neutral = 1.0;
-
-    /// <summary>Predictions shorter than this are too small to compare against (timer and scheduling noise).</summary>
-    public const double MinPredictedMs = 0.02;
-
-    /// <summary>Bounds of the factor: predictions are never trusted beyond halving them, nor inflated without limit.</summary>
-    public const double MinFactor = 0.5;
-
-    public const double MaxFactor = 100;
+    /// <summary>The largest excess added, milliseconds.</summary>
+    public const double MaxExcessMs = 1000;
 
     private const double Quantile = 0.9;
 
@@ -40,9 +33,9 @@ public sealed class PredictionCalibration
     public static readonly TimeSpan MaxAge = TimeSpan.FromSeconds(3);
 
     private readonly Lock _lock = new();
-    private readonly Queue<(double Ratio, long At)> _ratios = new(Window);
+    private readonly Queue<(double Excess, long At)> _excesses = new(Window);
     private readonly TimeProvider _time;
-    private double _factor = Neutral;
+    private double _excess;
     private bool _dirty;
 
     public PredictionCalibration(TimeProvider? time = null)
@@ -50,8 +43,8 @@ public sealed class PredictionCalibration
         _time = time ?? TimeProvider.System;
     }
 
-    /// <summary>What predictions are multiplied by now.</summary>
-    public double Factor
+    /// <summary>Milliseconds added to predictions now (0 while too little is known or requests finish as predicted).</summary>
+    public double ExcessMs
     {
         get
         {
@@ -60,11 +53,11 @@ public sealed class PredictionCalibration
                 Expire();
                 if (_dirty)
                 {
-                    _factor = Compute();
+                    _excess = Compute();
                     _dirty = false;
                 }
 
-                return _factor;
+                return _excess;
             }
         }
     }
@@ -72,19 +65,19 @@ public sealed class PredictionCalibration
     /// <summary>Records a request that was predicted to take <paramref name="predictedMs"/> from admission to the end of its run and took <paramref name="actualMs"/>.</summary>
     public void Observe(double predictedMs, double actualMs)
     {
-        if (!double.IsFinite(predictedMs) || !double.IsFinite(actualMs) || predictedMs < MinPredictedMs || actualMs < 0)
+        if (!double.IsFinite(predictedMs) || !double.IsFinite(actualMs) || predictedMs < 0 || actualMs < 0)
         {
             return;
         }
 
         lock (_lock)
         {
-            if (_ratios.Count == Window)
+            if (_excesses.Count == Window)
             {
-                _ratios.Dequeue();
+                _excesses.Dequeue();
             }
 
-            _ratios.Enqueue((actualMs / predictedMs, _time.GetTimestamp()));
+            _excesses.Enqueue((actualMs - predictedMs, _time.GetTimestamp()));
             _dirty = true;
         }
     }
@@ -92,22 +85,22 @@ public sealed class PredictionCalibration
     private void Expire()
     {
         var oldest = _time.GetTimestamp() - (long)(MaxAge.TotalSeconds * _time.TimestampFrequency);
-        while (_ratios.Count > 0 && _ratios.Peek().At < oldest)
+        while (_excesses.Count > 0 && _excesses.Peek().At < oldest)
         {
-            _ratios.Dequeue();
+            _excesses.Dequeue();
             _dirty = true;
         }
     }
 
     private double Compute()
     {
-        if (_ratios.Count < MinObservations)
+        if (_excesses.Count < MinObservations)
         {
-            return Neutral;
+            return 0;
         }
 
-        var sorted = _ratios.Select(r => r.Ratio).Order().ToArray();
+        var sorted = _excesses.Select(r => r.Excess).Order().ToArray();
         var value = sorted[Math.Clamp((int)Math.Ceiling(Quantile * sorted.Length) - 1, 0, sorted.Length - 1)];
-        return Math.Clamp(value, MinFactor, MaxFactor);
+        return Math.Clamp(value, 0, MaxExcessMs);
     }
 }

@@ -9,7 +9,8 @@ namespace EffServe.Core.Selection;
 /// <param name="CostUsd">Predicted cost of the run (device time × price); null when the run time is unknown.</param>
 /// <param name="IsModelDefault">The model's default variant at its own threshold.</param>
 /// <param name="IsVariantDefault">The variant at its own threshold (always true for kinds without one).</param>
-/// <param name="Calibration">What this replica's recent requests took over their predictions (<see cref="PredictionCalibration"/>); 1 when predictions are taken as they are.</param>
+/// <param name="WorkMs">The run's cost on an unloaded machine by the profile (null without one): what ties are broken on, since live predictions of variants that ran at different times are not comparable.</param>
+/// <param name="ExcessMs">How much longer than predicted this replica's recent requests took (<see cref="PredictionCalibration"/>); 0 when predictions are taken as they are.</param>
 public sealed record Candidate(
     string Variant,
     double? Threshold,
@@ -19,13 +20,14 @@ public sealed record Candidate(
     double? CostUsd,
     bool IsModelDefault,
     bool IsVariantDefault,
-    double Calibration = 1.0)
+    double? WorkMs = null,
+    double ExcessMs = 0)
 {
     /// <summary>Predicted time from admission to the end of the run, before calibration.</summary>
     public double RawCompletionMs => AheadMs + (RunMs ?? 0);
 
     /// <summary>Predicted time from now until the request's answer is computed.</summary>
-    public double CompletionMs => RawCompletionMs * Calibration;
+    public double CompletionMs => RawCompletionMs + ExcessMs;
 }
 
 /// <summary>What a policy chooses among.</summary>
@@ -75,7 +77,7 @@ public static class CandidateOrder
 /// run) fits the budget left. Accuracies within <see cref="AccuracyTolerance"/> of the best that
 /// fits count as equal (differences smaller than an evaluation set can tell apart): among them the
 /// model's default variant is kept while the replica is not <see cref="SelectionContext.Busy"/>, and
-/// the cheapest (shortest predicted run) is taken when it is, since a busy replica's capacity is
+/// the cheapest (shortest run by the profile) is taken when it is, since a busy replica's capacity is
 /// what every later request's budget depends on. Without a budget: the default (the most accurate
 /// when the floor or cap excludes it).
 /// </summary>
@@ -106,7 +108,7 @@ public sealed class SloAwarePolicy(double accuracyTolerance = SloAwarePolicy.Def
         {
             return fitting
                 .Where(c => c.Accuracy is { } a && top - a <= AccuracyTolerance)
-                .OrderBy(c => c.RunMs ?? double.MaxValue)
+                .OrderBy(c => c.WorkMs ?? c.RunMs ?? double.MaxValue)
                 .ThenByDescending(c => c.Accuracy)
                 .First();
         }

@@ -108,7 +108,7 @@ public static class Selector
     }
 
     private static string CalibrationText(Candidate c) =>
-        c.Calibration == 1.0 ? "" : string.Create(CultureInfo.InvariantCulture, $", {c.CompletionMs:0.###} ms in all once scaled by {c.Calibration:0.##}× for what recent requests took beyond their predictions");
+        c.ExcessMs <= 0 ? "" : string.Create(CultureInfo.InvariantCulture, $", plus {c.ExcessMs:0.###} ms by which recent requests exceeded their predictions");
 
     private static string ThresholdText(Candidate c) =>
         c.Threshold is { } t ? string.Create(CultureInfo.InvariantCulture, $" at exit threshold {t:0.###}") : "";

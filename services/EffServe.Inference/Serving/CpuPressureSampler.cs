@@ -4,7 +4,7 @@ namespace EffServe.Inference.Serving;
 
 /// <summary>
 /// Samples how busy the machine's cores are, ten times a second, for selection
-/// (<see cref="CpuPressure"/>): from Linux's <c>/proc/stat</c> (every process on the machine, the
+/// (<see cref="CpuPressure"/>; a busy replica breaks accuracy ties towards the cheapest variant): from Linux's <c>/proc/stat</c> (every process on the machine, the
 /// callers' included, since they all share the cores), or from this process's CPU time where that
 /// file does not exist. The reading is smoothed over a few samples so that one busy slice does not
 /// swing the choice of variant.
@@ -37,9 +37,6 @@ public sealed class CpuPressureSampler : IDisposable
 
     /// <summary>Smoothed share of the cores busy, 0–1.</summary>
     public double Utilisation => Volatile.Read(ref _utilisation);
-
-    /// <summary>How much longer than unloaded a request takes at this utilisation (<see cref="CpuPressure.Slowdown"/>).</summary>
-    public double Slowdown => CpuPressure.Slowdown(Utilisation);
 
     public void Dispose() => _timer.Dispose();
 

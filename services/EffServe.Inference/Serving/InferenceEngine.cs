@@ -477,9 +477,8 @@ public sealed class InferenceEngine
     {
         var runtime = served.Runtime;
         var list = new List<Candidate>();
-        // Predictions are scaled by the larger of what the model's recent requests took beyond theirs
-        // and the slowdown the machine's CPU load implies (docs/slo.md, "Calibration").
-        var calibration = _selection.Calibrate ? Math.Max(served.Calibration.Factor, _pressure.Slowdown) : 1.0;
+        // Predictions carry what the model's recent requests took beyond theirs (docs/slo.md, "Calibration").
+        var excess = _selection.Calibrate ? served.Calibration.ExcessMs : 0;
         foreach (var state in runtime.Variants)
         {
             var v = state.Definition;
@@ -502,7 +501,7 @@ public sealed class InferenceEngine
                 var run = latency.PredictMs(samples, threshold);
                 var cost = run is { } ms ? _accountant.Price(0, (long)(ms * 1e6), EnergySource.Modelled, device).CostUsd : (double?)null;
                 var own = threshold is null || threshold == v.ExitThreshold;
-                list.Add(new Candidate(v.Name, threshold, accuracy, run, ahead, cost, own && v.Name == runtime.DefaultVariant, own, calibration));
+                list.Add(new Candidate(v.Name, threshold, accuracy, run, ahead, cost, own && v.Name == runtime.DefaultVariant, own, latency.ProfiledMs(samples, threshold), excess));
             }
         }
 

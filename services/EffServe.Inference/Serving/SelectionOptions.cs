@@ -54,8 +54,9 @@ public sealed class SelectionOptions : ModelSelectionOptions
     public double MinBatchingGain { get; set; } = 0.1;
 
     /// <summary>
-    /// Scale predictions by what recent requests took beyond theirs and by the slowdown the CPU load
-    /// implies (docs/slo.md, "Calibration"); off, predictions are the latency model's alone.
+    /// Add to predictions what recent requests took beyond theirs, and break accuracy ties towards the
+    /// cheapest variant when the cores are busy (docs/slo.md, "Calibration"); off, predictions are
+    /// the latency model's alone and ties keep the default variant.
     /// </summary>
     public bool Calibrate { get; set; } = true;
 

@@ -6,7 +6,7 @@ namespace EffServe.Core.Tests.Selection;
 public sealed class CalibrationTests
 {
     [Fact]
-    public void Factor_TooFewRequests_Neutral()
+    public void ExcessMs_TooFewRequests_Zero()
     {
         var calibration = new PredictionCalibration(new ManualClock());
         for (var i = 0; i < PredictionCalibration.MinObservations - 1; i++)
@@ -14,62 +14,47 @@ public sealed class CalibrationTests
             calibration.Observe(1, 10);
         }
 
-        Assert.Equal(PredictionCalibration.Neutral, calibration.Factor);
+        Assert.Equal(0, calibration.ExcessMs);
     }
 
     [Fact]
-    public void Factor_RequestsTookLonger_HighQuantileOfTheRatios()
+    public void ExcessMs_RequestsTookLonger_HighQuantileOfTheExcess()
     {
         var calibration = new PredictionCalibration(new ManualClock());
         for (var i = 1; i <= 20; i++)
         {
-            calibration.Observe(2, 2 * i); // ratios 1..20: the 90th percentile is 18
+            calibration.Observe(0.5, 0.5 + i); // 1..20 ms over: the 90th percentile is 18
         }
 
-        Assert.Equal(18, calibration.Factor);
+        Assert.Equal(18, calibration.ExcessMs, 9);
     }
 
     [Fact]
-    public void Factor_Bounded()
+    public void ExcessMs_FasterThanPredicted_ZeroNotNegative()
     {
-        var fast = new PredictionCalibration(new ManualClock());
-        var slow = new PredictionCalibration(new ManualClock());
+        var calibration = new PredictionCalibration(new ManualClock());
         for (var i = 0; i < 20; i++)
         {
-            fast.Observe(10, 0.1);
-            slow.Observe(1, 10_000);
+            calibration.Observe(2, 1);
         }
 
-        Assert.Equal(PredictionCalibration.MinFactor, fast.Factor);
-        Assert.Equal(PredictionCalibration.MaxFactor, slow.Factor);
+        Assert.Equal(0, calibration.ExcessMs);
     }
 
     [Fact]
-    public void Factor_OldRatiosAgeOut_BackToNeutral()
+    public void ExcessMs_OldRequestsAgeOut_BackToZero()
     {
         var clock = new ManualClock();
         var calibration = new PredictionCalibration(clock);
         for (var i = 0; i < 20; i++)
         {
-            calibration.Observe(1, 30);
+            calibration.Observe(1, 31);
         }
 
-        Assert.Equal(30, calibration.Factor);
+        Assert.Equal(30, calibration.ExcessMs, 9);
         clock.Advance(PredictionCalibration.MaxAge + TimeSpan.FromMilliseconds(1));
 
-        Assert.Equal(PredictionCalibration.Neutral, calibration.Factor);
-    }
-
-    [Theory]
-    [InlineData(0.0, 1.0)]
-    [InlineData(0.5, 2.0)]
-    [InlineData(0.9, 10.0)]
-    [InlineData(1.0, 20.0)]
-    [InlineData(-0.1, 1.0)]
-    [InlineData(double.NaN, 1.0)]
-    public void Slowdown_ProcessorSharing(double utilisation, double expected)
-    {
-        Assert.Equal(expected, CpuPressure.Slowdown(utilisation), 9);
+        Assert.Equal(0, calibration.ExcessMs);
     }
 
     [Fact]

@@ -47,12 +47,12 @@ public sealed class SelectorTests
     }
 
     [Fact]
-    public void SloAware_Calibrated_PredictionsScaledBeforeTheFit()
+    public void SloAware_Calibrated_ExcessAddedBeforeTheFit()
     {
-        // fp32 alone takes 4 ms: it fits 5 ms as predicted, not once recent requests say predictions run 2× short.
-        var scaled = Candidates().Select(c => c with { Calibration = 2.0 }).ToList();
+        // fp32 alone takes 4 ms: it fits 5 ms as predicted, not once recent requests ran 1.5 ms over theirs.
+        var calibrated = Candidates().Select(c => c with { ExcessMs = 1.5 }).ToList();
 
-        var decision = Selector.Decide(new SloAwarePolicy(), scaled, new SelectionRequest(5, null, null), "int8", WhenNothingFits.Shed);
+        var decision = Selector.Decide(new SloAwarePolicy(), calibrated, new SelectionRequest(5, null, null), "int8", WhenNothingFits.Shed);
 
         Assert.Equal("int8", decision.Choice!.Variant);
         Assert.Equal(3.0, decision.Choice.CompletionMs, 9);
@@ -61,12 +61,12 @@ public sealed class SelectorTests
     [Fact]
     public void Decide_CalibratedNothingFits_MessageSaysWhy()
     {
-        var scaled = Candidates().Select(c => c with { Calibration = 4.0 }).ToList();
+        var calibrated = Candidates().Select(c => c with { ExcessMs = 4.0 }).ToList();
 
-        var decision = Selector.Decide(new SloAwarePolicy(), scaled, new SelectionRequest(2, null, null), "int8", WhenNothingFits.Shed);
+        var decision = Selector.Decide(new SloAwarePolicy(), calibrated, new SelectionRequest(2, null, null), "int8", WhenNothingFits.Shed);
 
         Assert.Equal(SelectionVerdict.ShedDeadline, decision.Verdict);
-        Assert.Contains("scaled by 4", decision.Reason, StringComparison.Ordinal);
+        Assert.Contains("plus 4 ms by which recent requests exceeded their predictions", decision.Reason, StringComparison.Ordinal);
     }
 
     [Fact]
