@@ -32,11 +32,15 @@ public sealed class PredictionCalibration
     /// <summary>How long a request's ratio counts.</summary>
     public static readonly TimeSpan MaxAge = TimeSpan.FromSeconds(3);
 
+    /// <summary>The excess is recomputed at most this often: it sorts the window, and the figure moves slowly.</summary>
+    public static readonly TimeSpan RefreshEvery = TimeSpan.FromMilliseconds(20);
+
     private readonly Lock _lock = new();
     private readonly Queue<(double Excess, long At)> _excesses = new(Window);
     private readonly TimeProvider _time;
     private double _excess;
     private bool _dirty;
+    private long _computedAt = long.MinValue;
 
     public PredictionCalibration(TimeProvider? time = null)
     {
@@ -50,11 +54,16 @@ public sealed class PredictionCalibration
         {
             lock (_lock)
             {
-                Expire();
-                if (_dirty)
+                var now = _time.GetTimestamp();
+                if (_computedAt == long.MinValue || now - _computedAt >= RefreshEvery.TotalSeconds * _time.TimestampFrequency)
                 {
-                    _excess = Compute();
-                    _dirty = false;
+                    _computedAt = now;
+                    Expire();
+                    if (_dirty)
+                    {
+                        _excess = Compute();
+                        _dirty = false;
+                    }
                 }
 
                 return _excess;

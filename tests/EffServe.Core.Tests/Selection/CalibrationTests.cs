@@ -42,6 +42,28 @@ public sealed class CalibrationTests
     }
 
     [Fact]
+    public void ExcessMs_WithinRefreshInterval_KeepsTheLastFigure()
+    {
+        var clock = new ManualClock();
+        var calibration = new PredictionCalibration(clock);
+        for (var i = 0; i < 20; i++)
+        {
+            calibration.Observe(1, 3);
+        }
+
+        Assert.Equal(2, calibration.ExcessMs, 9);
+        for (var i = 0; i < 200; i++)
+        {
+            calibration.Observe(1, 11);
+        }
+
+        Assert.Equal(2, calibration.ExcessMs, 9);
+        clock.Advance(PredictionCalibration.RefreshEvery);
+
+        Assert.Equal(10, calibration.ExcessMs, 9);
+    }
+
+    [Fact]
     public void ExcessMs_OldRequestsAgeOut_BackToZero()
     {
         var clock = new ManualClock();
