@@ -216,28 +216,5 @@ public sealed class EndToEndTests : IAsyncLifetime
         }
     }
 
-    private static async Task<(int ExitCode, string Stdout, string Stderr)> RunCliAsync(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        var console = AnsiConsole.Create(new AnsiConsoleSettings
-        {
-            Ansi = AnsiSupport.No,
-            ColorSystem = ColorSystemSupport.NoColors,
-            Interactive = InteractionSupport.No,
-            Out = new AnsiConsoleOutput(stdout),
-        });
-        console.Profile.Width = 400;
-        var context = new CliContext
-        {
-            Console = console,
-            Out = stdout,
-            Error = stderr,
-            ChannelFactory = static address => GrpcChannel.ForAddress(address),
-            GetEnvironmentVariable = _ => null,
-            WorkingDirectory = RepoPaths.Root,
-        };
-        var code = await CliApp.RunAsync(args, context, TestContext.Current.CancellationToken);
-        return (code, stdout.ToString(), stderr.ToString());
-    }
+    private static Task<CliOutcome> RunCliAsync(params string[] args) => CliRunner.RunAsync(args, TestContext.Current.CancellationToken, width: 400);
 }
