@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using EffServe.Core.Tensors;
 using EffServe.Core.Zoo;
 using YamlDotNet.Core;
@@ -145,24 +144,13 @@ public static class EvalSet
 
     private static long ClassAt(NpyArray labels, int index, string path)
     {
-        var size = labels.DataType.ElementSize();
-        if (labels.RowBytes != size)
+        try
         {
-            throw CliException.InvalidInput($"{path}: labels must hold one class index per sample; shape is {Shapes.Format(labels.Shape)}.");
+            return labels.ClassIndex(index);
         }
-
-        var bytes = labels.Data.AsSpan(index * size, size);
-        return labels.DataType switch
+        catch (FormatException e)
         {
-            DataType.Int64 => BinaryPrimitives.ReadInt64LittleEndian(bytes),
-            DataType.Int32 => BinaryPrimitives.ReadInt32LittleEndian(bytes),
-            DataType.Int16 => BinaryPrimitives.ReadInt16LittleEndian(bytes),
-            DataType.Int8 => (sbyte)bytes[0],
-            DataType.UInt8 => bytes[0],
-            DataType.UInt16 => BinaryPrimitives.ReadUInt16LittleEndian(bytes),
-            DataType.UInt32 => BinaryPrimitives.ReadUInt32LittleEndian(bytes),
-            DataType.UInt64 => checked((long)BinaryPrimitives.ReadUInt64LittleEndian(bytes)),
-            _ => throw CliException.InvalidInput($"{path}: labels must be integer class indices, not {labels.DataType.ToWireName()}."),
-        };
+            throw CliException.InvalidInput($"{path}: {e.Message}");
+        }
     }
 }

@@ -358,4 +358,30 @@ public sealed class NpyArrayTests
 
     private static IEnumerable<DataType> SupportedTypes() =>
         Enum.GetValues<DataType>().Where(t => t.IsFixedSize() && t != DataType.Bf16);
+
+    [Fact]
+    public void ClassIndex_IntegerLabels_ReadsEachSample()
+    {
+        var labels = new NpyArray(DataType.Int8, [3], [2, 0, unchecked((byte)-1)]);
+
+        Assert.Equal([2L, 0, -1], [labels.ClassIndex(0), labels.ClassIndex(1), labels.ClassIndex(2)]);
+    }
+
+    [Fact]
+    public void ClassIndex_FloatLabels_FormatExceptionNamingTheType()
+    {
+        var labels = new NpyArray(DataType.Fp32, [1], BitConverter.GetBytes(1f));
+
+        var e = Assert.Throws<FormatException>(() => labels.ClassIndex(0));
+        Assert.Contains("integer class indices, not FP32", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ClassIndex_TwoValuesPerSample_FormatExceptionNamingTheShape()
+    {
+        var labels = new NpyArray(DataType.Int64, [1, 2], new byte[16]);
+
+        var e = Assert.Throws<FormatException>(() => labels.ClassIndex(0));
+        Assert.Contains("one class index per sample; shape is [1, 2]", e.Message, StringComparison.Ordinal);
+    }
 }

@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using EffServe.Contracts.Inference;
 using EffServe.Core.Protocol;
@@ -206,29 +205,13 @@ public sealed class Workload
 
     private static long[] ReadLabels(NpyArray labels, string path)
     {
-        var size = labels.DataType.ElementSize();
-        if (labels.RowBytes != size)
+        try
         {
-            throw new LoadGenException($"{path}: labels must hold one class index per sample; shape is {Shapes.Format(labels.Shape)}.");
+            return [.. Enumerable.Range(0, (int)labels.Shape[0]).Select(labels.ClassIndex)];
         }
-
-        var result = new long[labels.Shape[0]];
-        for (var i = 0; i < result.Length; i++)
+        catch (FormatException e)
         {
-            var bytes = labels.Data.AsSpan(i * size, size);
-            result[i] = labels.DataType switch
-            {
-                DataType.Int64 => BinaryPrimitives.ReadInt64LittleEndian(bytes),
-                DataType.Int32 => BinaryPrimitives.ReadInt32LittleEndian(bytes),
-                DataType.Int16 => BinaryPrimitives.ReadInt16LittleEndian(bytes),
-                DataType.Int8 => (sbyte)bytes[0],
-                DataType.UInt8 => bytes[0],
-                DataType.UInt16 => BinaryPrimitives.ReadUInt16LittleEndian(bytes),
-                DataType.UInt32 => BinaryPrimitives.ReadUInt32LittleEndian(bytes),
-                _ => throw new LoadGenException($"{path}: labels must be integer class indices, not {labels.DataType.ToWireName()}."),
-            };
+            throw new LoadGenException($"{path}: {e.Message}", e);
         }
-
-        return result;
     }
 }
