@@ -27,11 +27,13 @@ public static class ServiceDefaultsExtensions
     private static readonly string[] s_untracedPaths = ["/grpc.health.v1.Health/", "/grpc.reflection.", "/metrics"];
 
     /// <summary>
-    /// OpenTelemetry for this host, unless EffServe:Telemetry:Enabled is false: traces (ASP.NET Core's
-    /// server span, outgoing HTTP and gRPC, YARP and <paramref name="instrumentation"/>'s sources), metrics (the platform's
-    /// and <paramref name="instrumentation"/>'s meters) and, with OTLP, logs. OTLP export happens only
-    /// when OTEL_EXPORTER_OTLP_ENDPOINT is set; EffServe:Telemetry:MetricsUrl opens a Prometheus scrape
-    /// listener on a port of its own.
+    /// OpenTelemetry for this host, unless EffServe:Telemetry:Enabled is false. Metrics (the
+    /// platform's and <paramref name="instrumentation"/>'s meters) are aggregated only when
+    /// something reads them: the Prometheus scrape listener (EffServe:Telemetry:MetricsUrl) or OTLP.
+    /// Traces (ASP.NET Core's server span, outgoing HTTP and gRPC, YARP and
+    /// <paramref name="instrumentation"/>'s sources) follow EffServe:Telemetry:Traces: by default
+    /// only when OTLP export is configured. OTLP export (traces, metrics, logs) happens only when
+    /// OTEL_EXPORTER_OTLP_ENDPOINT is set.
     /// </summary>
     /// <param name="builder">The host.</param>
     /// <param name="serviceName">service.name when neither EffServe:Telemetry:ServiceName nor OTEL_SERVICE_NAME sets one.</param>
@@ -48,6 +50,21 @@ public static class ServiceDefaultsExtensions
             return builder;
         }
 
+        // Server spans are shaped whoever listens (this host's tracer or another in the process).
+        services.AddSingleton<IStartupFilter, ServerSpans>();
+        var otlp = !string.IsNullOrWhiteSpace(builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]);
+        var prometheus = options.MetricsUrl.Length > 0;
+        var traces = options.Traces switch
+        {
+            TraceMode.On => true,
+            TraceMode.Off => false,
+            _ => otlp,
+        };
+        if (!traces && !prometheus && !otlp)
+        {
+            return builder;
+        }
+
         var configuredName = options.ServiceName.Length > 0 ? options.ServiceName : builder.Configuration["OTEL_SERVICE_NAME"];
         var otel = services.AddOpenTelemetry()
             .ConfigureResource(resource =>
@@ -56,24 +73,30 @@ public static class ServiceDefaultsExtensions
                 {
                     resource.AddService(string.IsNullOrEmpty(configuredName) ? serviceName : configuredName);
                 }
-            })
-            .WithTracing(tracing => tracing
+            });
+        if (traces)
+        {
+            otel.WithTracing(tracing => tracing
                 .SetSampler(new TelemetrySampler(options.TraceSampleRatio))
                 .AddSource(s_platformSources)
-                .AddSource(instrumentation))
-            .WithMetrics(metrics => metrics
+                .AddSource(instrumentation));
+        }
+
+        if (prometheus || otlp)
+        {
+            otel.WithMetrics(metrics => metrics
                 .AddMeter(s_platformMeters)
                 .AddMeter(instrumentation));
+        }
 
-        services.AddSingleton<IStartupFilter, ServerSpans>();
-        if (options.MetricsUrl.Length > 0)
+        if (prometheus)
         {
             otel.WithMetrics(metrics => metrics.AddPrometheusExporter());
             services.AddSingleton<MetricsListener>();
             services.AddHostedService(sp => sp.GetRequiredService<MetricsListener>());
         }
 
-        if (!string.IsNullOrWhiteSpace(builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]))
+        if (otlp)
         {
             otel.WithLogging(configureBuilder: null, configureOptions: o =>
             {

@@ -19,11 +19,32 @@ public sealed class TelemetryOptions
     /// </summary>
     public string MetricsUrl { get; set; } = "";
 
+    /// <summary>
+    /// Whether spans are made: <see cref="TraceMode.Auto"/> (the default) only when OTLP export is
+    /// configured (OTEL_EXPORTER_OTLP_ENDPOINT is set), since spans
+    /// nobody exports are pure cost; <see cref="TraceMode.On"/> always (for exporters a host adds
+    /// itself); <see cref="TraceMode.Off"/> never.
+    /// </summary>
+    public TraceMode Traces { get; set; } = TraceMode.Auto;
+
     /// <summary>Share of new traces recorded (0–1); a call that arrives with a sampled parent is always recorded.</summary>
     public double TraceSampleRatio { get; set; } = 1.0;
 
     /// <summary>The service.name resource attribute; empty: OTEL_SERVICE_NAME, else the host's own name.</summary>
     public string ServiceName { get; set; } = "";
+}
+
+/// <summary>When a host makes spans.</summary>
+public enum TraceMode
+{
+    /// <summary>When OTLP export is configured (OTEL_EXPORTER_OTLP_ENDPOINT).</summary>
+    Auto,
+
+    /// <summary>Always.</summary>
+    On,
+
+    /// <summary>Never.</summary>
+    Off,
 }
 
 internal sealed class TelemetryOptionsValidator : IValidateOptions<TelemetryOptions>

@@ -156,6 +156,31 @@ public sealed class MetricsTests
         Digits.AssertCharged(response);
     }
 
+    /// <summary>
+    /// Nothing is aggregated or traced for nobody: metrics need a reader (the scrape listener or
+    /// OTLP), spans need OTLP export unless EffServe:Telemetry:Traces says on or off.
+    /// </summary>
+    [Theory]
+    [InlineData("", "Auto", false, false)]
+    [InlineData("http://127.0.0.1:0", "Auto", true, false)]
+    [InlineData("", "On", false, true)]
+    [InlineData("http://127.0.0.1:0", "On", true, true)]
+    [InlineData("http://127.0.0.1:0", "Off", true, false)]
+    public async Task Telemetry_ProvidersExistOnlyWhereSomethingReadsThem(string metricsUrl, string traces, bool meterProvider, bool tracerProvider)
+    {
+        await using var service = await InferenceServer.StartAsync(RepoPaths.Zoo, new Dictionary<string, string?>
+        {
+            ["EffServe:Telemetry:MetricsUrl"] = metricsUrl,
+            ["EffServe:Telemetry:Traces"] = traces,
+        });
+
+        var response = await new GRPCInferenceService.GRPCInferenceServiceClient(service.Channel).ModelInferAsync(Digits.Request(3), cancellationToken: Digits.Ct);
+
+        Assert.Equal(meterProvider, service.Services.GetService<MeterProvider>() is not null);
+        Assert.Equal(tracerProvider, service.Services.GetService<OpenTelemetry.Trace.TracerProvider>() is not null);
+        Digits.AssertCharged(response);
+    }
+
     [Theory]
     [InlineData("https://127.0.0.1:9464")]
     [InlineData("http://metrics.example:9464")]

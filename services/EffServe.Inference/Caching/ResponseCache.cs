@@ -186,7 +186,8 @@ public sealed class ResponseCache
         served.Statistics.RecordCacheHit(batch, lookupNs, lookupNs, _time.GetUtcNow().ToUnixTimeMilliseconds());
         var tags = new ModelTags(served.Definition.Name, answer.Variant, Device.Cpu.ToLabel());
         _telemetry.CacheHit(served.Definition.Name);
-        _telemetry.Charged(tags, new ChargeReading(charge.Source.ToLabel(), charge.EnergyMillijoules, charge.DeviceSeconds, charge.CostUsd, charge.CarbonMg));
+        _telemetry.Charged(tags, new ChargeReading(charge.Source.ToLabel(), charge.EnergyMillijoules, charge.CostUsd));
+        _telemetry.DeviceUsed(tags, charge.DeviceSeconds, charge.CarbonMg);
         _telemetry.RequestCompleted(tags, "ok", lookupNs / 1e9);
         return Mark(response, Hit);
     }

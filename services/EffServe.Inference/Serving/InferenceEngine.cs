@@ -385,6 +385,8 @@ public sealed class InferenceEngine
             }
 
             var charges = batch.Count == 1 ? [_accountant.ChargeWhole(energy)] : _accountant.Split(energy, work);
+            var tags = new ModelTags(definition.Name, variant.Name, (variant.Provider == ExecutionProvider.Cpu ? Device.Cpu : Device.Gpu).ToLabel());
+            RecordRun(tags, samples, Stopwatch.GetElapsedTime(runStarted, ran).TotalSeconds, charges, result.ExitStages);
             for (var i = 0; i < batch.Count; i++)
             {
                 batch[i].Complete(new BatchOutcome(parts[i], result.ExitStages is null ? null : stages[i], samples, charges[i], runStarted, ran, result));
@@ -603,20 +605,30 @@ public sealed class InferenceEngine
         }
     }
 
+    /// <summary>A run's metrics, once per run: its samples, time, exit stages, and the device time and carbon of all its shares.</summary>
+    private void RecordRun(ModelTags tags, int samples, double seconds, IReadOnlyList<RequestCharge> charges, int[]? exitStages)
+    {
+        double deviceSeconds = 0, carbonMg = 0;
+        foreach (var charge in charges)
+        {
+            deviceSeconds += charge.DeviceSeconds;
+            carbonMg += charge.CarbonMg;
+        }
+
+        _telemetry.RunCompleted(tags, samples, seconds, deviceSeconds, carbonMg);
+        if (exitStages is not null)
+        {
+            _telemetry.EarlyExits(tags, exitStages);
+        }
+    }
+
     /// <summary>Metrics and span attributes of a request that ran.</summary>
     private void Record(RequestTrace trace, Activity? activity, int[]? exitStages, int batch, double threshold, RequestCharge charge, long decoded, long queued, long ran)
     {
         var tags = trace.Tags;
-        var compute = Stopwatch.GetElapsedTime(queued, ran).TotalSeconds;
         _telemetry.QueueWaited(tags, Stopwatch.GetElapsedTime(decoded, queued).TotalSeconds);
-        _telemetry.RunCompleted(tags, batch, compute);
-        if (exitStages is { } stages)
-        {
-            _telemetry.EarlyExits(tags, stages);
-        }
-
-        _telemetry.Charged(tags, new ChargeReading(charge.Source.ToLabel(), charge.EnergyMillijoules, charge.DeviceSeconds, charge.CostUsd, charge.CarbonMg));
-        trace.Load.RecordCompute(compute);
+        _telemetry.Charged(tags, new ChargeReading(charge.Source.ToLabel(), charge.EnergyMillijoules, charge.CostUsd));
+        trace.Load.RecordCompute(Stopwatch.GetElapsedTime(queued, ran).TotalSeconds);
         if (activity is null)
         {
             return;

@@ -14,8 +14,8 @@ public readonly record struct LoadReading(string Model, double OfferedPerSecond,
 /// <summary>Idle power of a device, reported apart from anything charged to requests.</summary>
 public readonly record struct PowerReading(string Device, string Source, double Watts);
 
-/// <summary>What one completed request was charged, priced.</summary>
-public readonly record struct ChargeReading(string Source, double EnergyMillijoules, double DeviceSeconds, double CostUsd, double CarbonMg);
+/// <summary>What one completed request was charged: its energy (measured or modelled) and its price.</summary>
+public readonly record struct ChargeReading(string Source, double EnergyMillijoules, double CostUsd);
 
 /// <summary>
 /// The inference service's meter and activity source, created once from <see cref="IMeterFactory"/>.
@@ -64,7 +64,7 @@ public sealed class InferenceInstrumentation : IDisposable
         var latency = new InstrumentAdvice<double> { HistogramBucketBoundaries = LatencyBuckets };
         _requestDuration = _meter.CreateHistogram("effserve.request.duration", "s", "Time from a request's arrival in the service to its response, by outcome.", advice: latency);
         _queueDuration = _meter.CreateHistogram("effserve.queue.duration", "s", "Time a request waited for a run slot.", advice: latency);
-        _computeDuration = _meter.CreateHistogram("effserve.compute.duration", "s", "Time of the run a request took part in.", advice: latency);
+        _computeDuration = _meter.CreateHistogram("effserve.compute.duration", "s", "Time of each run (a batch), once per run.", advice: latency);
         _batchSize = _meter.CreateHistogram("effserve.batch.size", "{sample}", "Samples in each run.",
             advice: new InstrumentAdvice<long> { HistogramBucketBoundaries = [1, 2, 4, 8, 16, 32, 64, 128, 256] });
         _requestEnergy = _meter.CreateHistogram("effserve.request.energy", "mJ", "Energy attributed to each request; tag source says measured or modelled.",
@@ -129,15 +129,28 @@ public sealed class InferenceInstrumentation : IDisposable
         _slo.Add(1, list);
     }
 
-    /// <summary>A run: its size and its time.</summary>
-    public void RunCompleted(ModelTags tags, int batchSize, double computeSeconds)
+    /// <summary>
+    /// A run, once however many requests it served: its samples, its time, and the device time and
+    /// carbon charged for it (the sums of its requests' shares).
+    /// </summary>
+    public void RunCompleted(ModelTags tags, int batchSize, double computeSeconds, double deviceSeconds, double carbonMg)
     {
         var list = Tags(tags);
         _batchSize.Record(batchSize, list);
         _computeDuration.Record(computeSeconds, list);
+        _deviceTime.Add(deviceSeconds, list);
+        _carbon.Add(carbonMg / 1000, list);
     }
 
-    /// <summary>The stages the samples of an early-exit run left at (1-based).</summary>
+    /// <summary>Device time and carbon charged outside a run (a cache lookup).</summary>
+    public void DeviceUsed(ModelTags tags, double deviceSeconds, double carbonMg)
+    {
+        var list = Tags(tags);
+        _deviceTime.Add(deviceSeconds, list);
+        _carbon.Add(carbonMg / 1000, list);
+    }
+
+    /// <summary>The stages the samples of an early-exit run left at (1-based), once per run.</summary>
     public void EarlyExits(ModelTags tags, ReadOnlySpan<int> stages)
     {
         Span<int> counts = stackalloc int[s_stageLabels.Length];
@@ -159,14 +172,12 @@ public sealed class InferenceInstrumentation : IDisposable
 
     /// <summary>
     /// What a request was charged: energy and cost per request (their histograms' sums are the
-    /// running totals), device time and carbon as totals.
+    /// running totals). Device time and carbon are counted per run (<see cref="RunCompleted"/>).
     /// </summary>
     public void Charged(ModelTags tags, ChargeReading charge)
     {
         var list = Tags(tags);
         _requestCost.Record(charge.CostUsd, list);
-        _deviceTime.Add(charge.DeviceSeconds, list);
-        _carbon.Add(charge.CarbonMg / 1000, list);
         list.Add(TagNames.Source, charge.Source);
         _requestEnergy.Record(charge.EnergyMillijoules, list);
     }
