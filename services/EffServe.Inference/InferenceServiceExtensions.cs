@@ -21,7 +21,8 @@ public static partial class InferenceServiceExtensions
     /// </summary>
     public static WebApplicationBuilder AddInferenceService(this WebApplicationBuilder builder)
     {
-        builder.AddServiceDefaults("effserve-inference", InferenceInstrumentation.Name);
+        // effserve.requests.active counts the requests in the service without a cost per request.
+        builder.AddServiceDefaults("effserve-inference", [InferenceInstrumentation.Name], replacedPlatformInstruments: ["http.server.active_requests"]);
         var services = builder.Services;
         services.AddOptions<InferenceServiceOptions>().BindConfiguration(InferenceServiceOptions.SectionName).ValidateOnStart();
         services.AddOptions<OnnxOptions>().BindConfiguration(OnnxOptions.SectionName).ValidateOnStart();

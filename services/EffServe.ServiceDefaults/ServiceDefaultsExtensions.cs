@@ -23,6 +23,12 @@ public static class ServiceDefaultsExtensions
     /// </summary>
     private static readonly string[] s_platformSources = ["Microsoft.AspNetCore", "System.Net.Http", "Grpc.Net.Client", "Yarp.ReverseProxy"];
 
+    /// <summary>
+    /// Platform instruments recorded on every request that say nothing the host needs: Kestrel's
+    /// per-stream queue counter. Dropped instruments are not even listened to.
+    /// </summary>
+    private static readonly string[] s_droppedPlatformInstruments = ["kestrel.queued_requests"];
+
     /// <summary>Incoming calls never traced: health checks, reflection and the metrics scrape.</summary>
     private static readonly string[] s_untracedPaths = ["/grpc.health.v1.Health/", "/grpc.reflection.", "/metrics"];
 
@@ -38,7 +44,8 @@ public static class ServiceDefaultsExtensions
     /// <param name="builder">The host.</param>
     /// <param name="serviceName">service.name when neither EffServe:Telemetry:ServiceName nor OTEL_SERVICE_NAME sets one.</param>
     /// <param name="instrumentation">Names of the host's own meters and activity sources (one name serves both).</param>
-    public static WebApplicationBuilder AddServiceDefaults(this WebApplicationBuilder builder, string serviceName, params string[] instrumentation)
+    /// <param name="replacedPlatformInstruments">Platform instruments the host's own metrics replace, not recorded (each costs every request).</param>
+    public static WebApplicationBuilder AddServiceDefaults(this WebApplicationBuilder builder, string serviceName, IReadOnlyList<string>? instrumentation = null, IReadOnlyList<string>? replacedPlatformInstruments = null)
     {
         var services = builder.Services;
         services.AddValidatedOptions<TelemetryOptions>(TelemetryOptions.SectionName);
@@ -49,6 +56,8 @@ public static class ServiceDefaultsExtensions
         {
             return builder;
         }
+
+        var sources = instrumentation?.ToArray() ?? [];
 
         // Server spans are shaped whoever listens (this host's tracer or another in the process).
         services.AddSingleton<IStartupFilter, ServerSpans>();
@@ -79,14 +88,19 @@ public static class ServiceDefaultsExtensions
             otel.WithTracing(tracing => tracing
                 .SetSampler(new TelemetrySampler(options.TraceSampleRatio))
                 .AddSource(s_platformSources)
-                .AddSource(instrumentation));
+                .AddSource(sources));
         }
 
         if (prometheus || otlp)
         {
-            otel.WithMetrics(metrics => metrics
-                .AddMeter(s_platformMeters)
-                .AddMeter(instrumentation));
+            otel.WithMetrics(metrics =>
+            {
+                metrics.AddMeter(s_platformMeters).AddMeter(sources);
+                foreach (var name in s_droppedPlatformInstruments.Concat(replacedPlatformInstruments ?? []))
+                {
+                    metrics.AddView(name, MetricStreamConfiguration.Drop);
+                }
+            });
         }
 
         if (prometheus)

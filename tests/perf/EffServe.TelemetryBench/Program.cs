@@ -19,7 +19,7 @@ using Google.Protobuf;
 var inv = CultureInfo.InvariantCulture;
 var modelAt = Array.IndexOf(args, "--model");
 var model = modelAt >= 0 && modelAt + 1 < args.Length ? args[modelAt + 1] : "digits";
-var numbers = args.Where((a, i) => !a.StartsWith("--", StringComparison.Ordinal) && i != modelAt + 1).Select(a => int.Parse(a, inv)).ToArray();
+var numbers = args.Where((a, i) => !a.StartsWith("--", StringComparison.Ordinal) && (modelAt < 0 || i != modelAt + 1)).Select(a => int.Parse(a, inv)).ToArray();
 var rounds = numbers.Length > 0 ? numbers[0] : 15;
 var throughputRequests = numbers.Length > 1 ? numbers[1] : 3000;
 var latencyRequests = numbers.Length > 2 ? numbers[2] : 400;
