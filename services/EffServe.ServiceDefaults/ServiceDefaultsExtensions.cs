@@ -5,6 +5,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 using OpenTelemetry;
+using OpenTelemetry.Logs;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
 using OpenTelemetry.Trace;
@@ -35,11 +36,12 @@ public static class ServiceDefaultsExtensions
     /// <summary>
     /// OpenTelemetry for this host, unless EffServe:Telemetry:Enabled is false. Metrics (the
     /// platform's and <paramref name="instrumentation"/>'s meters) are aggregated only when
-    /// something reads them: the Prometheus scrape listener (EffServe:Telemetry:MetricsUrl) or OTLP.
+    /// something reads them: the Prometheus scrape listener (EffServe:Telemetry:MetricsUrl) or, where
+    /// there is none (or OTEL_METRICS_EXPORTER says otlp), OTLP.
     /// Traces (ASP.NET Core's server span, outgoing HTTP and gRPC, YARP and
     /// <paramref name="instrumentation"/>'s sources) follow EffServe:Telemetry:Traces: by default
-    /// only when OTLP export is configured. OTLP export (traces, metrics, logs) happens only when
-    /// OTEL_EXPORTER_OTLP_ENDPOINT is set.
+    /// only when OTLP export is configured. OTLP export (traces, logs and, as above, metrics)
+    /// happens only when OTEL_EXPORTER_OTLP_ENDPOINT is set.
     /// </summary>
     /// <param name="builder">The host.</param>
     /// <param name="serviceName">service.name when neither EffServe:Telemetry:ServiceName nor OTEL_SERVICE_NAME sets one.</param>
@@ -69,6 +71,11 @@ public static class ServiceDefaultsExtensions
             TraceMode.Off => false,
             _ => otlp,
         };
+
+        // Every metric reader aggregates every measurement again, so metrics go to one place unless
+        // told otherwise: the scrape listener when there is one, else OTLP. OTEL_METRICS_EXPORTER
+        // (a list of otlp, prometheus, none) chooses explicitly.
+        var otlpMetrics = otlp && OtlpMetricsWanted(builder.Configuration["OTEL_METRICS_EXPORTER"], prometheus);
         if (!traces && !prometheus && !otlp)
         {
             return builder;
@@ -85,13 +92,19 @@ public static class ServiceDefaultsExtensions
             });
         if (traces)
         {
-            otel.WithTracing(tracing => tracing
-                .SetSampler(new TelemetrySampler(options.TraceSampleRatio))
-                .AddSource(s_platformSources)
-                .AddSource(sources));
+            otel.WithTracing(tracing =>
+            {
+                tracing.SetSampler(new TelemetrySampler(options.TraceSampleRatio))
+                    .AddSource(s_platformSources)
+                    .AddSource(sources);
+                if (otlp)
+                {
+                    tracing.AddOtlpExporter();
+                }
+            });
         }
 
-        if (prometheus || otlp)
+        if (prometheus || otlpMetrics)
         {
             otel.WithMetrics(metrics =>
             {
@@ -99,6 +112,11 @@ public static class ServiceDefaultsExtensions
                 foreach (var name in s_droppedPlatformInstruments.Concat(replacedPlatformInstruments ?? []))
                 {
                     metrics.AddView(name, MetricStreamConfiguration.Drop);
+                }
+
+                if (otlpMetrics)
+                {
+                    metrics.AddOtlpExporter();
                 }
             });
         }
@@ -116,8 +134,8 @@ public static class ServiceDefaultsExtensions
             {
                 o.IncludeFormattedMessage = true;
                 o.IncludeScopes = true;
+                o.AddOtlpExporter();
             });
-            otel.UseOtlpExporter();
         }
 
         return builder;
@@ -137,6 +155,21 @@ public static class ServiceDefaultsExtensions
         }
 
         return services;
+    }
+
+    /// <summary>
+    /// Whether metrics are pushed over OTLP (OTLP export being configured): as OTEL_METRICS_EXPORTER
+    /// lists (otlp, prometheus, none; comma-separated), or, when it is unset, only where there is no
+    /// Prometheus scrape listener to read them instead.
+    /// </summary>
+    public static bool OtlpMetricsWanted(string? metricsExporter, bool prometheus)
+    {
+        if (string.IsNullOrWhiteSpace(metricsExporter))
+        {
+            return !prometheus;
+        }
+
+        return metricsExporter.Split(',', StringSplitOptions.TrimEntries).Contains("otlp", StringComparer.OrdinalIgnoreCase);
     }
 
     /// <summary>Whether a call to <paramref name="path"/> is traced: every call but health, reflection and metrics.</summary>
