@@ -21,8 +21,10 @@ public static partial class InferenceServiceExtensions
     /// </summary>
     public static WebApplicationBuilder AddInferenceService(this WebApplicationBuilder builder)
     {
-        // effserve.requests.active counts the requests in the service without a cost per request.
-        builder.AddServiceDefaults("effserve-inference", [InferenceInstrumentation.Name], replacedPlatformInstruments: ["http.server.active_requests"]);
+        // The service's own instruments replace ASP.NET Core's per-request ones, each of which costs
+        // every request: effserve.request.duration (by model, variant, device and outcome) and
+        // effserve.requests.active (observed, free per request).
+        builder.AddServiceDefaults("effserve-inference", [InferenceInstrumentation.Name], replacedPlatformInstruments: ["http.server.request.duration", "http.server.active_requests"]);
         var services = builder.Services;
         services.AddOptions<InferenceServiceOptions>().BindConfiguration(InferenceServiceOptions.SectionName).ValidateOnStart();
         services.AddOptions<OnnxOptions>().BindConfiguration(OnnxOptions.SectionName).ValidateOnStart();
