@@ -36,12 +36,16 @@ public sealed class LatencyModel
     /// <summary>How long an observed run counts.</summary>
     public static readonly TimeSpan MaxAge = TimeSpan.FromSeconds(10);
 
+    /// <summary>How often old runs are looked for: an observation lives at most <see cref="MaxAge"/> plus this.</summary>
+    private static readonly TimeSpan ExpireEvery = TimeSpan.FromMilliseconds(100);
+
     private readonly Lock _lock = new();
     private readonly SortedDictionary<int, Observations> _observed = [];
     private readonly (int Batch, double Ms, double ItemsPerSecond)[] _profile;
     private readonly ThresholdPoint[] _thresholds;
     private readonly double _profileThreshold;
     private readonly TimeProvider _time;
+    private long _lastExpired;
 
     /// <param name="profile">The variant's measured profile, or null.</param>
     /// <param name="profileThreshold">For early exit: the threshold the profile's latency table was measured at.</param>
@@ -149,10 +153,20 @@ public sealed class LatencyModel
         }
     }
 
-    /// <summary>Forgets runs older than <see cref="MaxAge"/>, and the sizes left with none.</summary>
+    /// <summary>
+    /// Forgets runs older than <see cref="MaxAge"/>, and the sizes left with none; at most every
+    /// <see cref="ExpireEvery"/>, since predictions are asked for several times a request.
+    /// </summary>
     private void Expire()
     {
-        var oldest = _time.GetTimestamp() - (long)(MaxAge.TotalSeconds * _time.TimestampFrequency);
+        var now = _time.GetTimestamp();
+        if (_lastExpired != 0 && now - _lastExpired < (long)(ExpireEvery.TotalSeconds * _time.TimestampFrequency))
+        {
+            return;
+        }
+
+        _lastExpired = now;
+        var oldest = now - (long)(MaxAge.TotalSeconds * _time.TimestampFrequency);
         List<int>? empty = null;
         foreach (var (batch, window) in _observed)
         {
@@ -265,12 +279,14 @@ public sealed class LatencyModel
         return _thresholds[^1].MeanLatencyMs;
     }
 
-    /// <summary>The latest <see cref="Window"/> run times of one batch size, oldest first, with when each was seen.</summary>
+    /// <summary>
+    /// The latest <see cref="Window"/> run times of one batch size, oldest first, with when each was
+    /// seen, and the same times kept sorted as they come and go, so a quantile is one index.
+    /// </summary>
     private sealed class Observations
     {
         private readonly Queue<(double Ms, long At)> _runs = new(Window);
-        private double[] _sorted = [];
-        private bool _dirty;
+        private readonly double[] _sorted = new double[Window];
 
         public int Count => _runs.Count;
 
@@ -278,11 +294,15 @@ public sealed class LatencyModel
         {
             if (_runs.Count == Window)
             {
-                _runs.Dequeue();
+                Remove(_runs.Dequeue().Ms);
             }
 
             _runs.Enqueue((value, at));
-            _dirty = true;
+            var count = _runs.Count - 1;
+            var index = Array.BinarySearch(_sorted, 0, count, value);
+            index = index < 0 ? ~index : index;
+            Array.Copy(_sorted, index, _sorted, index + 1, count - index);
+            _sorted[index] = value;
         }
 
         /// <summary>Drops the runs seen before <paramref name="oldest"/>; the runs left.</summary>
@@ -290,8 +310,7 @@ public sealed class LatencyModel
         {
             while (_runs.Count > 0 && _runs.Peek().At < oldest)
             {
-                _runs.Dequeue();
-                _dirty = true;
+                Remove(_runs.Dequeue().Ms);
             }
 
             return _runs.Count;
@@ -299,15 +318,17 @@ public sealed class LatencyModel
 
         public double Quantile(double q)
         {
-            if (_dirty)
-            {
-                _sorted = [.. _runs.Select(r => r.Ms)];
-                Array.Sort(_sorted);
-                _dirty = false;
-            }
+            var count = _runs.Count;
+            var index = (int)Math.Ceiling(q * count) - 1;
+            return _sorted[Math.Clamp(index, 0, count - 1)];
+        }
 
-            var index = (int)Math.Ceiling(q * _sorted.Length) - 1;
-            return _sorted[Math.Clamp(index, 0, _sorted.Length - 1)];
+        /// <summary>Takes one copy of <paramref name="value"/> out of the sorted times (the queue has already let it go).</summary>
+        private void Remove(double value)
+        {
+            var count = _runs.Count + 1;
+            var index = Array.BinarySearch(_sorted, 0, count, value);
+            Array.Copy(_sorted, index + 1, _sorted, index, count - index - 1);
         }
     }
 }

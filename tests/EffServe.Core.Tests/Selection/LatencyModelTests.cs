@@ -66,6 +66,34 @@ public sealed class LatencyModelTests
     }
 
     [Fact]
+    public void Observe_ManyRunsWithRepeatsAndAgeing_HighQuantileIsThatOfTheLiveWindow()
+    {
+        // The sorted copy kept beside the window must always hold exactly the window's runs: check
+        // it against a plain recomputation over many adds, window roll-overs, repeats and expiries.
+        var clock = new Accounting.ManualClock();
+        var model = new LatencyModel(s_profile, time: clock);
+        var random = new Random(5);
+        var seen = new List<(double Ms, TimeSpan At)>();
+        var now = TimeSpan.Zero;
+        for (var i = 0; i < 2000; i++)
+        {
+            var ms = random.Next(4) == 0 ? 1.0 : Math.Round(random.NextDouble() * 10, 1);
+            model.Observe(1, ms);
+            seen.Add((ms, now));
+            var step = TimeSpan.FromMilliseconds(random.Next(10) == 0 ? 3000 : 100 + random.Next(50)); // ≥ the expiry check interval; more than a window within MaxAge
+            clock.Advance(step);
+            now += step;
+
+            var live = seen.TakeLast(LatencyModel.Window).Where(s => now - s.At <= LatencyModel.MaxAge).Select(s => s.Ms).Order().ToList();
+            var predicted = model.PredictMs(1);
+            if (live.Count >= LatencyModel.MinObservations)
+            {
+                Assert.Equal(live[(int)Math.Ceiling(0.9 * live.Count) - 1], predicted);
+            }
+        }
+    }
+
+    [Fact]
     public void Observe_FreshRunsAfterOldOnes_OnlyTheFreshCount()
     {
         var clock = new Accounting.ManualClock();
