@@ -86,6 +86,26 @@ public sealed class ChartTests
         Assert.NotNull(manifest.Find("ServiceMonitor", "effserve"));
     }
 
+    [Theory]
+    [InlineData(false, false, null, null)]
+    [InlineData(true, false, "http://collector:4317", null)]
+    [InlineData(true, true, "http://collector:4317", "prometheus,otlp")]
+    public async Task Template_Otlp_SetsTheCollectorAndPushesMetricsOnlyWhenAsked(bool endpoint, bool metrics, string? expectedEndpoint, string? expectedExporters)
+    {
+        string[] sets = [.. endpoint ? ["telemetry.otlpEndpoint=http://collector:4317"] : Array.Empty<string>(), $"telemetry.otlpMetrics={(metrics ? "true" : "false")}"];
+        var rendered = await Tools.TemplateAsync([], sets);
+        Assert.True(rendered.ExitCode == 0, rendered.All);
+        var manifest = Manifest.Parse(rendered.Output);
+
+        foreach (var name in new[] { "effserve-gateway", "effserve-digits" })
+        {
+            var env = manifest.Find("Deployment", name)!["spec"]!["template"]!["spec"]!["containers"]![0]!["env"]!.AsArray();
+            string? Value(string variable) => (string?)env.SingleOrDefault(e => (string?)e!["name"] == variable)?["value"];
+            Assert.Equal(expectedEndpoint, Value("OTEL_EXPORTER_OTLP_ENDPOINT"));
+            Assert.Equal(expectedExporters, Value("OTEL_METRICS_EXPORTER"));
+        }
+    }
+
     [Fact]
     public async Task Template_Default_ShipsTheDashboard()
     {

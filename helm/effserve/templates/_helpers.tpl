@@ -92,6 +92,10 @@ effserve.io/model: {{ .model }}
 {{- if .Values.telemetry.otlpEndpoint }}
 - name: OTEL_EXPORTER_OTLP_ENDPOINT
   value: {{ .Values.telemetry.otlpEndpoint | quote }}
+{{- if .Values.telemetry.otlpMetrics }}
+- name: OTEL_METRICS_EXPORTER
+  value: "prometheus,otlp"
+{{- end }}
 {{- end }}
 {{- end -}}
 
