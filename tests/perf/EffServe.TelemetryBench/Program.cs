@@ -175,7 +175,7 @@ try
     await Task.Delay(TimeSpan.FromSeconds(6)); // let the last batch of spans reach the sink
 
     var revision = Prerequisites.FirstLine("git", "-C", root, "rev-parse", "--short", "HEAD");
-    var uncommitted = Prerequisites.FirstLine("git", "-C", root, "status", "--porcelain", "--untracked-files=no").Length > 0;
+    var uncommitted = Prerequisites.FirstLine("git", "-C", root, "status", "--porcelain", "--untracked-files=no") != "unknown"; // "unknown": no output
     var time = TimeProvider.System.GetUtcNow().ToString("yyyy-MM-dd HH:mm 'UTC'", inv);
     Console.WriteLine(string.Create(inv, $"Telemetry overhead: {model} fp32 batch 1, direct gRPC to the service, {rounds} rounds × ({throughputRequests} requests with {Callers} callers + {latencyRequests} with one in flight) per arm, arms in a shuffled order each round (seed {Seed})."));
     Console.WriteLine(string.Create(inv, $"Revision {revision}{(uncommitted ? " with uncommitted changes" : "")}, {time}; {Environment.ProcessorCount} cores ({string.Join(' ', load)} load average at the start); the client, {arms.Length} services and the OTLP sink share them."));
