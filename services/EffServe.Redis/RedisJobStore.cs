@@ -5,7 +5,7 @@ using StackExchange.Redis;
 namespace EffServe.Redis;
 
 /// <summary>A job as its hash holds it.</summary>
-public sealed record JobRecord(string Id, string Model, string State, long Items, long Succeeded, long Failed, int Priority, long SubmittedUnixMs);
+public sealed record JobRecord(string Id, string Model, string State, long Items, long Succeeded, long Failed, int Priority, long SubmittedUnixMs, string Owner = "");
 
 /// <summary>One work item taken from a model's queue: the stream entry and the (job, item) it names.</summary>
 public sealed record WorkItem(string Queue, string EntryId, string JobId, int Index);
@@ -72,12 +72,12 @@ public sealed class RedisJobStore(RedisConnection redis)
         """;
 
     private static readonly RedisValue[] s_jobFields =
-        [JobFields.Model, JobFields.State, JobFields.Items, JobFields.Succeeded, JobFields.Failed, JobFields.Priority, JobFields.Submitted];
+        [JobFields.Model, JobFields.State, JobFields.Items, JobFields.Succeeded, JobFields.Failed, JobFields.Priority, JobFields.Submitted, JobFields.Owner];
 
     public bool IsConfigured => redis.IsConfigured;
 
     /// <summary>Stores a job and queues its items; the job's keys expire after <paramref name="ttl"/>.</summary>
-    public async Task SubmitAsync(string id, string model, int priority, IReadOnlyList<byte[]> items, TimeSpan ttl, long submittedUnixMs, CancellationToken cancellationToken)
+    public async Task SubmitAsync(string id, string model, string owner, int priority, IReadOnlyList<byte[]> items, TimeSpan ttl, long submittedUnixMs, CancellationToken cancellationToken)
     {
         var bytes = items.Sum(i => (long)i.Length);
         var timeout = TimeSpan.FromSeconds(2) + TimeSpan.FromMilliseconds(items.Count * 0.05) + TimeSpan.FromMilliseconds(bytes / 10_000.0);
@@ -106,6 +106,7 @@ public sealed class RedisJobStore(RedisConnection redis)
                     new HashEntry(JobFields.Failed, 0),
                     new HashEntry(JobFields.Priority, priority),
                     new HashEntry(JobFields.Submitted, submittedUnixMs),
+                    new HashEntry(JobFields.Owner, owner),
                 ]));
                 pending.Add(batch.KeyExpireAsync(job, ttl));
                 var queue = JobKeys.Queue(model, priority);
@@ -129,7 +130,7 @@ public sealed class RedisJobStore(RedisConnection redis)
             return null;
         }
 
-        return new JobRecord(id, values[0]!, values[1]!, Long(values[2]), Long(values[3]), Long(values[4]), (int)Long(values[5]), Long(values[6]));
+        return new JobRecord(id, values[0]!, values[1]!, Long(values[2]), Long(values[3]), Long(values[4]), (int)Long(values[5]), Long(values[6]), values[7].IsNull ? "" : (string)values[7]!);
     }
 
     /// <summary>The results present among items [<paramref name="from"/>, <paramref name="from"/> + <paramref name="count"/>), in item order.</summary>

@@ -11,7 +11,7 @@ public static class JobKeys
     /// <summary>The consumer group every replica of a model reads the model's streams with.</summary>
     public const string Group = "workers";
 
-    /// <summary>Hash: model, state, items, succeeded, failed, priority, submitted.</summary>
+    /// <summary>Hash: model, state, items, succeeded, failed, priority, submitted, owner.</summary>
     public static string Job(string id) => $"{Prefix}job:{{{id}}}";
 
     /// <summary>Hash: item index → the item's serialized ModelInferRequest.</summary>
@@ -47,6 +47,9 @@ public static class JobFields
     public const string Priority = "priority";
     public const string Submitted = "submitted";
 
+    /// <summary>The tenant that submitted the job ("" for an anonymous caller); only it may read or cancel the job.</summary>
+    public const string Owner = "owner";
+
     /// <summary>Stream entry fields of a work item.</summary>
     public const string JobId = "job";
     public const string Index = "item";
@@ -59,4 +62,14 @@ public static class JobStates
     public const string Queued = "queued";
     public const string Completed = "completed";
     public const string Cancelled = "cancelled";
+}
+
+/// <summary>
+/// The tenant a call comes from, as the gateway tells the inference service once its door has
+/// identified the caller (API key or bearer token). The gateway removes any value a client sends,
+/// so the service can trust it only from the gateway: keep services reachable from nowhere else.
+/// </summary>
+public static class TenantHeader
+{
+    public const string Name = "effserve-tenant";
 }

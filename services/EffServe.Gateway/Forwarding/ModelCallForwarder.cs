@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Diagnostics;
 using System.IO.Pipelines;
 using System.Net;
+using EffServe.Core.Jobs;
 using EffServe.Gateway.Door;
 using EffServe.Gateway.Routing;
 using Grpc.Core;
@@ -120,10 +121,14 @@ public sealed class ModelCallForwarder
             return;
         }
 
+        // The replica learns the caller's tenant from the gateway only (it binds jobs to it): a
+        // client's own effserve-tenant header never passes.
+        context.Request.Headers.Remove(TenantHeader.Name);
         if (_options.Door.RequiresIdentity)
         {
             context.Request.Headers.Remove(GatewayDoor.ApiKeyHeader);
             context.Request.Headers.Authorization = default;
+            context.Request.Headers[TenantHeader.Name] = GatewayDoor.TenantOf(context);
         }
 
         var rest = context.Request.Body;

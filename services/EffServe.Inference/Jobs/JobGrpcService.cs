@@ -96,13 +96,13 @@ public sealed class JobGrpcService : JobService.JobServiceBase
         }
 
         var id = JobIds.New(model.Name);
-        await Redis(() => _store.SubmitAsync(id, model.Name, (int)request.Priority, payloads, TimeSpan.FromSeconds(_options.TtlSeconds), _time.GetUtcNow().ToUnixTimeMilliseconds(), context.CancellationToken)).ConfigureAwait(false);
+        await Redis(() => _store.SubmitAsync(id, model.Name, Tenant(context), (int)request.Priority, payloads, TimeSpan.FromSeconds(_options.TtlSeconds), _time.GetUtcNow().ToUnixTimeMilliseconds(), context.CancellationToken)).ConfigureAwait(false);
         return new SubmitJobResponse { JobId = id, Items = (ulong)payloads.Count, TtlSeconds = (ulong)_options.TtlSeconds };
     }
 
     public override async Task<GetJobResponse> GetJob(GetJobRequest request, ServerCallContext context)
     {
-        var job = await FindAsync(request.JobId, context.CancellationToken).ConfigureAwait(false);
+        var job = await FindAsync(request.JobId, context).ConfigureAwait(false);
         var response = Describe(job);
         if (request.IncludeResults)
         {
@@ -119,7 +119,7 @@ public sealed class JobGrpcService : JobService.JobServiceBase
     public override async Task StreamJobResults(StreamJobResultsRequest request, IServerStreamWriter<JobResult> responseStream, ServerCallContext context)
     {
         var token = context.CancellationToken;
-        var job = await FindAsync(request.JobId, token).ConfigureAwait(false);
+        var job = await FindAsync(request.JobId, context).ConfigureAwait(false);
         var after = "0-0";
         var idle = TimeSpan.FromMilliseconds(_options.PollIntervalMs);
         while (true)
@@ -152,7 +152,7 @@ public sealed class JobGrpcService : JobService.JobServiceBase
 
     public override async Task<CancelJobResponse> CancelJob(CancelJobRequest request, ServerCallContext context)
     {
-        var job = await FindAsync(request.JobId, context.CancellationToken).ConfigureAwait(false);
+        var job = await FindAsync(request.JobId, context).ConfigureAwait(false);
         await Redis(() => _store.CancelAsync(job.Id, context.CancellationToken)).ConfigureAwait(false);
         var after = await Redis(() => _store.GetAsync(job.Id, context.CancellationToken)).ConfigureAwait(false) ?? job;
         var described = Describe(after);
@@ -177,8 +177,16 @@ public sealed class JobGrpcService : JobService.JobServiceBase
         SubmittedUnixMs = job.SubmittedUnixMs,
     };
 
-    private async Task<JobRecord> FindAsync(string id, CancellationToken cancellationToken)
+    /// <summary>The tenant the gateway says the call comes from; "" when it says none (anonymous).</summary>
+    private static string Tenant(ServerCallContext context) => context.RequestHeaders.GetValue(TenantHeader.Name) ?? "";
+
+    /// <summary>
+    /// The job, for its owner only: another tenant's job answers NOT_FOUND exactly as a job that
+    /// never existed, so ids reveal nothing across tenants.
+    /// </summary>
+    private async Task<JobRecord> FindAsync(string id, ServerCallContext context)
     {
+        var cancellationToken = context.CancellationToken;
         RequireRedis();
         if (!JobIds.TryParse(id, out var model, out var problem))
         {
@@ -186,8 +194,10 @@ public sealed class JobGrpcService : JobService.JobServiceBase
         }
 
         _ = _engine.Resolve(model, "");
-        return await Redis(() => _store.GetAsync(id, cancellationToken)).ConfigureAwait(false)
-            ?? throw new RpcException(new Status(StatusCode.NotFound, $"There is no job '{id}': it never existed or expired {_options.TtlSeconds} s after submission (EffServe:Jobs:TtlSeconds)."));
+        var job = await Redis(() => _store.GetAsync(id, cancellationToken)).ConfigureAwait(false);
+        return job is not null && job.Owner == Tenant(context)
+            ? job
+            : throw new RpcException(new Status(StatusCode.NotFound, $"There is no job '{id}' for this caller: it never existed, expired {_options.TtlSeconds} s after submission (EffServe:Jobs:TtlSeconds), or another tenant submitted it."));
     }
 
     private void RequireRedis()
