@@ -90,8 +90,23 @@ public sealed class JobTests
         await using var server = await StartAsync(Settings(redis, more: [("EffServe:Jobs:MaxAttempts", "2"), ("EffServe:Jobs:VisibilityTimeoutSeconds", "0.5")]));
         var job = Job(5);
 
-        // The fp16 variant exists in the zoo but needs CUDA: it passes validation and fails on every CPU replica.
-        job.Items[2].Parameters["effserve.variant"] = new Contracts.Inference.InferParameter { StringParam = "fp16" };
+        // The fp16 variant exists in the zoo but needs CUDA: it passes validation and fails on every
+        // CPU replica. Where CUDA is present it runs, and cannot be the poison item.
+        var pin = new Contracts.Inference.InferParameter { StringParam = "fp16" };
+        var probe = Request(0, parameters: ("effserve.variant", pin));
+        bool fp16Runs;
+        try
+        {
+            await new Contracts.Inference.GRPCInferenceService.GRPCInferenceServiceClient(server.Channel).ModelInferAsync(probe, deadline: Deadline(), cancellationToken: Ct);
+            fp16Runs = true;
+        }
+        catch (RpcException)
+        {
+            fp16Runs = false;
+        }
+
+        Assert.SkipWhen(fp16Runs, "The fp16 variant runs on this machine (CUDA present), so it is no poison item here.");
+        job.Items[2].Parameters["effserve.variant"] = pin;
         var submitted = await Jobs(server).SubmitJobAsync(job, deadline: Deadline(), cancellationToken: Ct);
         var results = await StreamAsync(server, submitted.JobId);
 
