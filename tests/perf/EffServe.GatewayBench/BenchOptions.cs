@@ -38,6 +38,8 @@ internal sealed class BenchOptions
                               also measure another gateway process with these settings (repeatable);
                               tokens starting with -- are arguments, NAME=VALUE tokens are environment
           --bare-yarp         also measure a bare YARP forwarder (this program, `serve-yarp` mode)
+          --tcp-pump          also measure a plain TCP relay on .NET sockets (this program, `serve-pump`
+                              mode): the floor of any relay written on .NET here
           --yarp-variant "NAME=--inline|--buffer|--peek|--wrap ENV_VAR=value ..."
                               also measure a bare YARP forwarder with switches (repeatable):
                               --inline: Kestrel's UnsafePreferInlineScheduling; --buffer: read the
@@ -70,6 +72,8 @@ internal sealed class BenchOptions
     public List<GatewayVariant> YarpVariants { get; } = [];
 
     public bool BareYarp { get; private set; }
+
+    public bool TcpPump { get; private set; }
 
     public bool HeaderArm { get; private set; }
 
@@ -123,6 +127,9 @@ internal sealed class BenchOptions
                     break;
                 case "--bare-yarp":
                     options.BareYarp = true;
+                    break;
+                case "--tcp-pump":
+                    options.TcpPump = true;
                     break;
                 case "--header-arm":
                     options.HeaderArm = true;

@@ -11,6 +11,11 @@ using Grpc.Core;
 // in front of the same inference service, each a process of its own on loopback. Latency with one
 // request in flight and throughput with N callers, arms interleaved in a seeded shuffled order each
 // round, ratios taken inside each round (BENCHMARKING.md).
+if (args.Length > 0 && args[0] == TcpPump.Verb)
+{
+    return await TcpPump.RunAsync(args[1..]);
+}
+
 if (args.Length > 0 && args[0] == BareYarp.Verb)
 {
     return await BareYarp.RunAsync(args[1..]);
@@ -84,6 +89,11 @@ try
     foreach (var variant in options.YarpVariants)
     {
         doors.Add(await Stack.StartBareYarpAsync(root, serviceAddress, variant));
+    }
+
+    if (options.TcpPump)
+    {
+        doors.Add(await Stack.StartTcpPumpAsync(root, serviceAddress));
     }
 
     var nginxDoor = await Stack.StartNginxAsync(nginx, folder.FullName, serviceAddress);

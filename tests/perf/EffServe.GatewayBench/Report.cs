@@ -221,6 +221,7 @@ internal static partial class Report
         "direct" => "client → service",
         "nginx" => "client → nginx → service",
         "yarp-bare" => "client → bare YARP forwarder → service",
+        "tcp-pump" => "client → TCP relay (.NET sockets, no HTTP/2) → service",
         _ when arm.StartsWith("yarp:", StringComparison.Ordinal) => "client → bare YARP forwarder (variant) → service",
         "gateway+header" => "client → gateway (effserve-model header) → service",
         _ => "client → gateway → service",

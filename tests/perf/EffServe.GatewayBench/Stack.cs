@@ -79,6 +79,17 @@ internal static class Stack
         return new Door(name, address, process, null);
     }
 
+    /// <summary>A plain TCP relay (this program in serve-pump mode) in front of the service.</summary>
+    public static async Task<Door> StartTcpPumpAsync(string root, Uri service)
+    {
+        var port = Ports.Free();
+        var address = new Uri($"http://127.0.0.1:{port}");
+        var self = typeof(Stack).Assembly.Location;
+        var process = ChildProcess.Start("tcp-pump", "dotnet", [self, TcpPump.Verb, "--listen", $"127.0.0.1:{port}", "--destination", $"127.0.0.1:{service.Port}"], root);
+        await Readiness.WaitReadyAsync(process, address, null).ConfigureAwait(false);
+        return new Door("tcp-pump", address, process, null);
+    }
+
     /// <summary>nginx with one worker and grpc_pass to the service, from a configuration written to <paramref name="folder"/>.</summary>
     public static async Task<Door> StartNginxAsync(string nginx, string folder, Uri service)
     {
