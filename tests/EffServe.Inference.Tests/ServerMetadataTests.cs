@@ -5,13 +5,15 @@ using Grpc.Core;
 namespace EffServe.Inference.Tests;
 
 /// <summary>Liveness, readiness and metadata of the server and its models, through the wire.</summary>
-public sealed class ServerMetadataTests : IClassFixture<DigitsServerFixture>
+public sealed class ServerMetadataTests : IClassFixture<DigitsServerFixture>, IClassFixture<BatchingZooServerFixture>
 {
     private readonly GRPCInferenceService.GRPCInferenceServiceClient _client;
+    private readonly GRPCInferenceService.GRPCInferenceServiceClient _batching;
 
-    public ServerMetadataTests(DigitsServerFixture server)
+    public ServerMetadataTests(DigitsServerFixture server, BatchingZooServerFixture batching)
     {
         _client = server.Inference;
+        _batching = batching.Inference;
     }
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
@@ -81,6 +83,55 @@ public sealed class ServerMetadataTests : IClassFixture<DigitsServerFixture>
         Assert.Equal([10L], output.Dims);
         Assert.Contains("fp32", config.Parameters["effserve.variants"].StringValue.Split(','));
         Assert.NotEmpty(config.Parameters["effserve.default_variant"].StringValue);
+    }
+
+    [Fact]
+    public async Task ModelConfig_Digits_DynamicBatchingAtProfiledSizesThatPay()
+    {
+        var response = await _client.ModelConfigAsync(new ModelConfigRequest { Name = Wire.Digits }, cancellationToken: Ct);
+
+        // digits' default variant (fp32) serves at least 50 % more samples a second from batch 2 on,
+        // at every size its profile measured (2 to 32, all within max_batch_size 64).
+        var batching = response.Config.DynamicBatching;
+        Assert.NotNull(batching);
+        Assert.Equal([2, 4, 8, 16, 32], batching.PreferredBatchSize);
+        Assert.Equal(0UL, batching.MaxQueueDelayMicroseconds);
+        Assert.False(batching.PreserveOrdering);
+    }
+
+    [Fact]
+    public async Task ModelConfig_BatchingPaysFromFour_PrefersProfiledSizesFromFourUpToMaxBatchSize()
+    {
+        var response = await _batching.ModelConfigAsync(new ModelConfigRequest { Name = BatchingZooServerFixture.Stepped }, cancellationToken: Ct);
+
+        var config = response.Config;
+        Assert.Equal(8, config.MaxBatchSize);
+        Assert.NotNull(config.DynamicBatching);
+        Assert.Equal([4, 8], config.DynamicBatching.PreferredBatchSize);
+        Assert.Equal(0UL, config.DynamicBatching.MaxQueueDelayMicroseconds);
+    }
+
+    [Fact]
+    public async Task ModelConfig_BatchingWithoutProfile_DynamicBatchingWithoutPreferredSizes()
+    {
+        var response = await _batching.ModelConfigAsync(new ModelConfigRequest { Name = BatchingZooServerFixture.Unprofiled }, cancellationToken: Ct);
+
+        var config = response.Config;
+        Assert.Equal(8, config.MaxBatchSize);
+        Assert.NotNull(config.DynamicBatching);
+        Assert.Empty(config.DynamicBatching.PreferredBatchSize);
+        Assert.Equal(0UL, config.DynamicBatching.MaxQueueDelayMicroseconds);
+    }
+
+    [Theory]
+    [InlineData(BatchingZooServerFixture.Unbatched, 0)]
+    [InlineData(BatchingZooServerFixture.Single, 1)]
+    public async Task ModelConfig_CannotBatch_NoDynamicBatching(string model, int maxBatchSize)
+    {
+        var response = await _batching.ModelConfigAsync(new ModelConfigRequest { Name = model }, cancellationToken: Ct);
+
+        Assert.Equal(maxBatchSize, response.Config.MaxBatchSize);
+        Assert.Null(response.Config.DynamicBatching);
     }
 
     [Fact]
@@ -172,5 +223,70 @@ public sealed class ServerMetadataTests : IClassFixture<DigitsServerFixture>
         request.ModelVersion = "7";
 
         await RpcAssert.FailsAsync(StatusCode.NotFound, () => _client.ModelInferAsync(request, cancellationToken: Ct).ResponseAsync, "'digits'", "version '7'");
+    }
+}
+
+/// <summary>
+/// A zoo generated for the test run, of Identity models that differ in how they batch:
+/// <c>unbatched</c> has no batch dimension, <c>single</c> takes one sample at most, <c>unprofiled</c>
+/// batches up to 8 without a profile, and <c>stepped</c> batches up to 8 with a profile that gains
+/// 5 % at batch 2 and 20 % and more from batch 4 (and a batch 16 measured beyond its limit).
+/// </summary>
+public sealed class BatchingZooServerFixture : ServerFixture
+{
+    public const string Unbatched = "unbatched";
+    public const string Single = "single";
+    public const string Unprofiled = "unprofiled";
+    public const string Stepped = "stepped";
+
+    private const string SteppedProfile = """
+            profile:
+              latency:
+                - {batch_size: 1, p50_ms: 1.0, p95_ms: 1.0, items_per_second: 1000}
+                - {batch_size: 2, p50_ms: 1.9, p95_ms: 1.9, items_per_second: 1050}
+                - {batch_size: 4, p50_ms: 3.3, p95_ms: 3.3, items_per_second: 1200}
+                - {batch_size: 8, p50_ms: 6.1, p95_ms: 6.1, items_per_second: 1300}
+                - {batch_size: 16, p50_ms: 11.4, p95_ms: 11.4, items_per_second: 1400}
+        """;
+
+    private readonly string _root = Path.Combine(Path.GetTempPath(), "effserve-batching-tests-" + Guid.NewGuid().ToString("N"));
+
+    protected override string PrepareZoo()
+    {
+        Write(Unbatched, maxBatchSize: 0, shape: "[2, 3]", profile: "");
+        Write(Single, maxBatchSize: 1, shape: "[-1, 3]", profile: "");
+        Write(Unprofiled, maxBatchSize: 8, shape: "[-1, 3]", profile: "");
+        Write(Stepped, maxBatchSize: 8, shape: "[-1, 3]", profile: SteppedProfile);
+        return _root;
+    }
+
+    public override async ValueTask DisposeAsync()
+    {
+        await base.DisposeAsync();
+        if (Directory.Exists(_root))
+        {
+            Directory.Delete(_root, recursive: true);
+        }
+    }
+
+    private void Write(string name, int maxBatchSize, string shape, string profile)
+    {
+        var folder = Path.Combine(_root, name);
+        Directory.CreateDirectory(folder);
+        File.WriteAllBytes(Path.Combine(folder, "identity.onnx"), IdentityOnnx.Build(name, [("float", 1)], width: 3));
+        File.WriteAllText(Path.Combine(folder, "model.yaml"), $$"""
+            name: {{name}}
+            task: identity
+            max_batch_size: {{maxBatchSize}}
+            inputs:
+              - { name: in_float, datatype: FP32, shape: {{shape}} }
+            outputs:
+              - { name: out_float, datatype: FP32, shape: {{shape}} }
+            variants:
+              - name: identity
+                kind: fp32
+                file: identity.onnx
+            {{profile}}
+            """);
     }
 }

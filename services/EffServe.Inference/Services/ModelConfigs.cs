@@ -1,4 +1,5 @@
 using EffServe.Contracts.Inference.Config;
+using EffServe.Core.Selection;
 using EffServe.Core.Tensors;
 using EffServe.Core.Zoo;
 using ConfigType = EffServe.Contracts.Inference.Config.DataType;
@@ -30,7 +31,35 @@ public static class ModelConfigs
         config.Parameters["effserve.variants"] = new ModelParameter { StringValue = string.Join(",", loadedVariants) };
         config.Parameters["effserve.default_variant"] = new ModelParameter { StringValue = defaultVariant ?? "" };
         config.Parameters["effserve.version"] = new ModelParameter { StringValue = model.Version };
+        config.DynamicBatching = DynamicBatching(model, defaultVariant ?? model.DefaultVariant);
         return config;
+    }
+
+    /// <summary>
+    /// How separate requests to <paramref name="model"/> are batched, or null when it cannot batch
+    /// (no batch dimension, or one sample at most). The scheduler forms a batch from the requests
+    /// already queued and never waits for more, so no request is delayed for batching; each request
+    /// gets its own response, so order is not kept. Preferred are the sizes, up to
+    /// <c>max_batch_size</c>, at which the variant's profile shows batching pays; none without a profile.
+    /// </summary>
+    private static ModelDynamicBatching? DynamicBatching(ModelDefinition model, string variant)
+    {
+        if (!model.HasBatchDimension || model.MaxBatchSize <= 1)
+        {
+            return null;
+        }
+
+        var batching = new ModelDynamicBatching { MaxQueueDelayMicroseconds = 0, PreserveOrdering = false };
+        if (model.FindVariant(variant)?.Profile is { } profile)
+        {
+            // A fresh latency model knows the profile's sizes only, smallest first.
+            var latency = new LatencyModel(profile);
+            batching.PreferredBatchSize.Add(latency.Snapshot()
+                .Select(e => e.BatchSize)
+                .Where(b => b > 1 && b <= model.MaxBatchSize && latency.BatchingPays(b)));
+        }
+
+        return batching;
     }
 
     /// <summary>A tensor type in Triton's configuration enum; BYTES is Triton's TYPE_STRING.</summary>
