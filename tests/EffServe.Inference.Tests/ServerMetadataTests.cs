@@ -99,6 +99,26 @@ public sealed class ServerMetadataTests : IClassFixture<DigitsServerFixture>, IC
         Assert.False(batching.PreserveOrdering);
     }
 
+    [Theory]
+    [InlineData("8", "0.1", new[] { 2, 4, 8 })]
+    [InlineData("32", "100", new int[0])]
+    [InlineData("1", "0.1", null)]
+    public async Task ModelConfig_SelectionLimits_PreferredSizesFollowHowTheServiceBatches(string maxBatchSize, string minGain, int[]? preferred)
+    {
+        await using var server = await EffServe.Testing.InferenceServer.StartAsync(EffServe.Testing.RepoPaths.Zoo, new Dictionary<string, string?>
+        {
+            ["EffServe:Inference:Models:0"] = Wire.Digits,
+            ["EffServe:Selection:MaxBatchSize"] = maxBatchSize,
+            ["EffServe:Selection:MinBatchingGain"] = minGain,
+        });
+
+        var response = await new GRPCInferenceService.GRPCInferenceServiceClient(server.Channel).ModelConfigAsync(new ModelConfigRequest { Name = Wire.Digits }, cancellationToken: Ct);
+
+        // max_batch_size stays what one request may carry; batching follows the service's limits.
+        Assert.Equal(64, response.Config.MaxBatchSize);
+        Assert.Equal(preferred, response.Config.DynamicBatching?.PreferredBatchSize.ToArray());
+    }
+
     [Fact]
     public async Task ModelConfig_BatchingPaysFromFour_PrefersProfiledSizesFromFourUpToMaxBatchSize()
     {

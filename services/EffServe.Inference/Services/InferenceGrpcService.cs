@@ -62,7 +62,8 @@ public sealed class InferenceGrpcService : GRPCInferenceService.GRPCInferenceSer
     {
         var model = _engine.Resolve(request.Name, request.Version);
         var loaded = model.Runtime.Variants.Where(v => v.Loaded).Select(v => v.Definition.Name);
-        return Task.FromResult(new ModelConfigResponse { Config = ModelConfigs.Describe(model.Definition, model.Runtime.DefaultVariant, loaded) });
+        var (limit, minGain) = _engine.BatchingLimits(model.Definition);
+        return Task.FromResult(new ModelConfigResponse { Config = ModelConfigs.Describe(model.Definition, model.Runtime.DefaultVariant, loaded, limit, minGain) });
     }
 
     public override Task<ModelInferResponse> ModelInfer(ModelInferRequest request, ServerCallContext context) =>

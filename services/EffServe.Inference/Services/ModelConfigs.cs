@@ -15,7 +15,12 @@ public static class ModelConfigs
     public const string Platform = "onnxruntime_onnx";
     public const string Backend = "onnxruntime";
 
-    public static ModelConfig Describe(ModelDefinition model, string? defaultVariant, IEnumerable<string> loadedVariants)
+    /// <param name="model">The model.</param>
+    /// <param name="defaultVariant">The variant served when a request names none (its profile gives the preferred batch sizes).</param>
+    /// <param name="loadedVariants">The variants loaded.</param>
+    /// <param name="batchLimit">The most samples the service puts in one run of the model.</param>
+    /// <param name="minBatchingGain">The gain in samples per second a larger batch must bring to be formed.</param>
+    public static ModelConfig Describe(ModelDefinition model, string? defaultVariant, IEnumerable<string> loadedVariants, int batchLimit, double minBatchingGain)
     {
         var config = new ModelConfig
         {
@@ -31,20 +36,21 @@ public static class ModelConfigs
         config.Parameters["effserve.variants"] = new ModelParameter { StringValue = string.Join(",", loadedVariants) };
         config.Parameters["effserve.default_variant"] = new ModelParameter { StringValue = defaultVariant ?? "" };
         config.Parameters["effserve.version"] = new ModelParameter { StringValue = model.Version };
-        config.DynamicBatching = DynamicBatching(model, defaultVariant ?? model.DefaultVariant);
+        config.DynamicBatching = DynamicBatching(model, defaultVariant ?? model.DefaultVariant, batchLimit, minBatchingGain);
         return config;
     }
 
     /// <summary>
-    /// How separate requests to <paramref name="model"/> are batched, or null when it cannot batch
-    /// (no batch dimension, or one sample at most). The scheduler forms a batch from the requests
-    /// already queued and never waits for more, so no request is delayed for batching; each request
-    /// gets its own response, so order is not kept. Preferred are the sizes, up to
-    /// <c>max_batch_size</c>, at which the variant's profile shows batching pays; none without a profile.
+    /// How separate requests to <paramref name="model"/> are batched, or null when they are not
+    /// (no batch dimension, or runs of one sample at most). The scheduler forms a batch from the
+    /// requests already queued and never waits for more, so no request is delayed for batching; each
+    /// request gets its own response, so order is not kept. Preferred are the sizes, up to the
+    /// service's batch limit, at which the variant's profile shows batching pays by the service's
+    /// minimum gain, as the scheduler decides; none without a profile.
     /// </summary>
-    private static ModelDynamicBatching? DynamicBatching(ModelDefinition model, string variant)
+    private static ModelDynamicBatching? DynamicBatching(ModelDefinition model, string variant, int batchLimit, double minGain)
     {
-        if (!model.HasBatchDimension || model.MaxBatchSize <= 1)
+        if (!model.HasBatchDimension || model.MaxBatchSize <= 1 || batchLimit <= 1)
         {
             return null;
         }
@@ -56,7 +62,7 @@ public static class ModelConfigs
             var latency = new LatencyModel(profile);
             batching.PreferredBatchSize.Add(latency.Snapshot()
                 .Select(e => e.BatchSize)
-                .Where(b => b > 1 && b <= model.MaxBatchSize && latency.BatchingPays(b)));
+                .Where(b => b > 1 && b <= batchLimit && latency.BatchingPays(b, minGain)));
         }
 
         return batching;

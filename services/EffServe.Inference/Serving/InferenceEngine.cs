@@ -398,16 +398,22 @@ public sealed class InferenceEngine
         }
     }
 
+    /// <summary>
+    /// How the service batches <paramref name="definition"/>: the most samples one run may hold (the
+    /// model's own limit and EffServe:Selection:MaxBatchSize; 1 without a batch dimension), and the
+    /// gain in samples per second a larger batch must bring (EffServe:Selection:MinBatchingGain).
+    /// </summary>
+    public (int Limit, double MinGain) BatchingLimits(ModelDefinition definition) =>
+        (BatchLimit(definition, _selection.For(definition.Name)), _selection.MinBatchingGain);
+
+    private static int BatchLimit(ModelDefinition definition, ModelSelection settings) =>
+        definition.HasBatchDimension ? Math.Max(1, Math.Min(settings.MaxBatchSize, definition.MaxBatchSize)) : 1;
+
     /// <summary>Most samples one batch of the model's variant may hold: 1 where batching does not pay.</summary>
     private int MaxBatchSamples(ModelDefinition definition, ModelSelection settings, LatencyModel latency)
     {
-        if (!definition.HasBatchDimension)
-        {
-            return 1;
-        }
-
-        var limit = Math.Min(settings.MaxBatchSize, definition.MaxBatchSize);
-        return latency.LargestUsefulBatch(limit, _selection.MinBatchingGain);
+        var limit = BatchLimit(definition, settings);
+        return limit == 1 ? 1 : latency.LargestUsefulBatch(limit, _selection.MinBatchingGain);
     }
 
     /// <summary>Checks the pin and the threshold before any work: they name what must exist.</summary>
