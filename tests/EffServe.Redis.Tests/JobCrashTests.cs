@@ -32,15 +32,8 @@ public sealed class JobCrashTests
             (await connection.GetDatabase().StreamPendingAsync(queue, JobKeys.Group))
                 .Consumers?.Where(c => c.Name.ToString().Contains(victimConsumer, StringComparison.Ordinal)).Sum(c => (long)c.PendingMessageCount) ?? 0;
 
-        var job = new SubmitJobRequest { ModelName = Model };
-        job.Items.Add(Enumerable.Range(0, Items).Select(i =>
-        {
-            var item = Request(i);
-            item.ModelName = "";
-            return item;
-        }));
-        var submitted = await Jobs(survivor).SubmitJobAsync(job, deadline: Deadline(), cancellationToken: Ct);
-        Task<GetJobResponse> GetAsync() => Jobs(survivor).GetJobAsync(new GetJobRequest { JobId = submitted.JobId }, deadline: Deadline(), cancellationToken: Ct).ResponseAsync;
+        var submitted = await Jobs(survivor).SubmitJobAsync(Job(Items), deadline: Deadline(), cancellationToken: Ct);
+        Task<GetJobResponse> GetAsync() => Digits.GetAsync(survivor, submitted.JobId);
 
         await UntilAsync(async () => (await GetAsync()).Succeeded >= Items / 5, "a fifth of the items are done");
 
@@ -69,12 +62,7 @@ public sealed class JobCrashTests
         var doneAtKill = (await GetAsync()).Succeeded;
 
         await UntilAsync(async () => (await GetAsync()).State == JobState.Completed, "the job completes on the survivor", seconds: 50);
-        using var call = Jobs(survivor).StreamJobResults(new StreamJobResultsRequest { JobId = submitted.JobId }, deadline: Deadline(60), cancellationToken: Ct);
-        var streamed = new List<JobResult>();
-        while (await call.ResponseStream.MoveNext(Ct))
-        {
-            streamed.Add(call.ResponseStream.Current);
-        }
+        var streamed = await StreamAsync(survivor, submitted.JobId);
 
         Assert.Equal(Items, streamed.Count);
         Assert.Equal(Enumerable.Range(0, Items).Select(i => (ulong)i), streamed.Select(r => r.Index).Order());

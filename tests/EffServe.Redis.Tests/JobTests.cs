@@ -8,34 +8,6 @@ namespace EffServe.Redis.Tests;
 /// <summary>The job service and its workers against a real redis-server and real inference services.</summary>
 public sealed class JobTests
 {
-    private static SubmitJobRequest Job(int items, int first = 0)
-    {
-        var job = new SubmitJobRequest { ModelName = Model };
-        for (var i = 0; i < items; i++)
-        {
-            var item = Request(first + i);
-            item.ModelName = "";
-            job.Items.Add(item);
-        }
-
-        return job;
-    }
-
-    private static Task<GetJobResponse> GetAsync(InferenceServer server, string id, bool results = false) =>
-        Jobs(server).GetJobAsync(new GetJobRequest { JobId = id, IncludeResults = results }, deadline: Deadline(), cancellationToken: Ct).ResponseAsync;
-
-    private static async Task<List<JobResult>> StreamAsync(InferenceServer server, string id)
-    {
-        using var call = Jobs(server).StreamJobResults(new StreamJobResultsRequest { JobId = id }, deadline: Deadline(60), cancellationToken: Ct);
-        var results = new List<JobResult>();
-        while (await call.ResponseStream.MoveNext(Ct))
-        {
-            results.Add(call.ResponseStream.Current);
-        }
-
-        return results;
-    }
-
     [Fact]
     public async Task SubmitJob_WithoutRedis_UnavailableSayingRedisMustBeConfigured()
     {

@@ -94,6 +94,36 @@ internal static class Digits
 
     public static JobService.JobServiceClient Jobs(InferenceServer server) => new(server.Channel);
 
+    /// <summary>A digits job of <paramref name="items"/> samples from <paramref name="first"/> on, the items naming no model.</summary>
+    public static SubmitJobRequest Job(int items, int first = 0)
+    {
+        var job = new SubmitJobRequest { ModelName = Model };
+        for (var i = 0; i < items; i++)
+        {
+            var item = Request(first + i);
+            item.ModelName = "";
+            job.Items.Add(item);
+        }
+
+        return job;
+    }
+
+    public static Task<GetJobResponse> GetAsync(InferenceServer server, string id, bool results = false) =>
+        Jobs(server).GetJobAsync(new GetJobRequest { JobId = id, IncludeResults = results }, deadline: Deadline(), cancellationToken: Ct).ResponseAsync;
+
+    /// <summary>Every result of the job, as StreamJobResults sends them until the job ends.</summary>
+    public static async Task<List<JobResult>> StreamAsync(InferenceServer server, string id)
+    {
+        using var call = Jobs(server).StreamJobResults(new StreamJobResultsRequest { JobId = id }, deadline: Deadline(60), cancellationToken: Ct);
+        var results = new List<JobResult>();
+        while (await call.ResponseStream.MoveNext(Ct))
+        {
+            results.Add(call.ResponseStream.Current);
+        }
+
+        return results;
+    }
+
     public static Task<ModelInferResponse> InferAsync(InferenceServer server, ModelInferRequest request) =>
         Client(server).ModelInferAsync(request, deadline: Deadline(), cancellationToken: Ct).ResponseAsync;
 
