@@ -3,10 +3,10 @@ using EffServe.Gateway;
 var builder = WebApplication.CreateBuilder(args);
 builder.AddGateway();
 
-var app = builder.Build();
+await using var app = builder.Build();
 if (!app.CheckSettings())
 {
-    return 2;
+    return 2; // disposing the app flushes the console logger's queue: every problem reaches the log
 }
 
 app.MapGateway();

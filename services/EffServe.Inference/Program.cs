@@ -3,11 +3,11 @@ using EffServe.Inference;
 var builder = WebApplication.CreateBuilder(args);
 builder.AddInferenceService();
 
-var app = builder.Build();
+await using var app = builder.Build();
 app.MapInferenceService();
 if (!app.LoadZoo())
 {
-    return 2;
+    return 2; // disposing the app flushes the console logger's queue: every problem reaches the log
 }
 
 app.Run();
