@@ -7,10 +7,11 @@ using EffServe.Testing;
 using EffServe.TelemetryBench;
 using Google.Protobuf;
 
-// What telemetry costs the inference service. The same service runs as four
-// processes on loopback: telemetry off (EffServe:Telemetry:Enabled=false, the baseline), metrics
-// only (traces sampled at 0), one request in ten traced, and every request traced. With telemetry on, OTLP goes to a
-// sink in this process and Prometheus scrapes every 5 s. Per round, in a seeded shuffled order:
+// What telemetry costs the inference service. The same service runs as several processes on
+// loopback: telemetry off (EffServe:Telemetry:Enabled=false, the baseline); metrics for Prometheus
+// with no collector (as shipped: no tracer at all); and, with a collector (OTLP to a sink in this
+// process), traces sampled at 0 (metrics only), one request in ten and every request. Prometheus
+// scrapes every telemetry-on process every 5 s. Per round, in a seeded shuffled order:
 // throughput with 8 callers (closed loop), the service's CPU time per request over that window,
 // and p50 latency with one request in flight; each arm's ratio to the baseline is taken inside the
 // round and reported as the median of rounds with a 95% bootstrap interval (BENCHMARKING.md).
@@ -18,15 +19,19 @@ using Google.Protobuf;
 // what telemetry adds; throughput also moves with how the scheduler shares the cores.
 //
 //   EffServe.TelemetryBench [rounds=15] [throughput requests per arm and round=20000] [latency requests=400]
-//                           [--model digits] [--ratios 0,0.1,1] [--no-build]
+//                           [--model digits] [--ratios scrape,0,0.1,1] [--no-build]
 //
-// --ratios lists the trace sample ratio of each telemetry-on arm (0: metrics only); repeating one
+// --ratios lists the trace sample ratio of each telemetry-on arm (0: metrics only, with a tracer
+// that samples nothing; scrape: metrics for Prometheus and no collector, so no tracer at all, as
+// `make run` and the Helm chart without telemetry.otlpEndpoint run); repeating one
 // (0,0,1) measures how far two identical arms differ, the benchmark's own noise.
 var inv = CultureInfo.InvariantCulture;
 var modelAt = Array.IndexOf(args, "--model");
 var model = modelAt >= 0 && modelAt + 1 < args.Length ? args[modelAt + 1] : "digits";
 var ratiosAt = Array.IndexOf(args, "--ratios");
-var ratios = ratiosAt >= 0 && ratiosAt + 1 < args.Length ? args[ratiosAt + 1].Split(',').Select(r => double.Parse(r, inv)).ToArray() : [0, 0.1, 1];
+var ratios = ratiosAt >= 0 && ratiosAt + 1 < args.Length
+    ? args[ratiosAt + 1].Split(',').Select(r => r == "scrape" ? double.NaN : double.Parse(r, inv)).ToArray()
+    : [double.NaN, 0, 0.1, 1];
 var numbers = args.Where((a, i) => !a.StartsWith("--", StringComparison.Ordinal) && (modelAt < 0 || i != modelAt + 1) && (ratiosAt < 0 || i != ratiosAt + 1)).Select(a => int.Parse(a, inv)).ToArray();
 var rounds = numbers.Length > 0 ? numbers[0] : 15;
 var throughputRequests = numbers.Length > 1 ? numbers[1] : 20000;
@@ -64,6 +69,7 @@ try
     {
         var name = ratio switch
         {
+            double.NaN => "metrics, no collector",
             0 => "metrics only",
             1 => "traced (every request)",
             _ => string.Create(CultureInfo.InvariantCulture, $"traced (1 in {1 / ratio:0.#})"),
@@ -75,7 +81,12 @@ try
     Arm[] arms =
     [
         off,
-        .. ratios.Select((ratio, i) => StartArm(ArmName(ratio, ratios.Take(i).Count(r => r == ratio)), dll, root, Telemetry(ratio), otlp)),
+        .. ratios.Select((ratio, i) => StartArm(
+            ArmName(ratio, ratios.Take(i).Count(r => r.Equals(ratio))),
+            dll,
+            root,
+            double.IsNaN(ratio) ? Telemetry(0) : Telemetry(ratio),
+            double.IsNaN(ratio) ? null : otlp)),
     ];
     await Task.WhenAll(arms.Select(a => a.WaitReadyAsync(TimeSpan.FromSeconds(90))));
     foreach (var arm in arms)
