@@ -87,7 +87,7 @@ zoo: prerequisites ## Regenerate every derived variant (int8, fp16, early-exit) 
 	$(EFFSERVE_CLI) zoo profile --zoo $(ZOO) -m shapes
 
 .PHONY: bench-telemetry
-bench-telemetry: prerequisites ## Telemetry overhead: telemetry off vs metrics only vs 1 in 10 vs every request traced, interleaved (BENCH_ARGS="15 5000 200 --model shapes")
+bench-telemetry: prerequisites ## Telemetry overhead: off vs metrics as shipped (no collector) vs metrics only vs 1 in 10 vs every request traced, interleaved (BENCH_ARGS="15 5000 200 --model shapes")
 	$(DOTNET) build tests/perf/EffServe.TelemetryBench -c Release -v quiet -nologo
 	$(DOTNET) tests/perf/EffServe.TelemetryBench/bin/Release/net10.0/EffServe.TelemetryBench.dll $(BENCH_ARGS)
 
