@@ -56,6 +56,7 @@ public static class ServiceDefaultsExtensions
         var options = builder.Configuration.GetSection(TelemetryOptions.SectionName).Get<TelemetryOptions>() ?? new TelemetryOptions();
         if (!options.Enabled)
         {
+            services.AddSingleton(new TelemetryWiring(Traces: false, Metrics: false));
             return builder;
         }
 
@@ -76,6 +77,7 @@ public static class ServiceDefaultsExtensions
         // told otherwise: the scrape listener when there is one, else OTLP. OTEL_METRICS_EXPORTER
         // (a list of otlp, prometheus, none) chooses explicitly.
         var otlpMetrics = otlp && OtlpMetricsWanted(builder.Configuration["OTEL_METRICS_EXPORTER"], prometheus);
+        services.AddSingleton(new TelemetryWiring(traces, prometheus || otlpMetrics));
         if (!traces && !prometheus && !otlp)
         {
             return builder;

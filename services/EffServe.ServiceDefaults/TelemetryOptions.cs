@@ -34,6 +34,12 @@ public sealed class TelemetryOptions
     public string ServiceName { get; set; } = "";
 }
 
+/// <summary>
+/// What a host's telemetry resolved to at start-up, for the parts that act on it: whether it makes
+/// spans (a tracer exists), and whether it aggregates metrics (a reader exists).
+/// </summary>
+public sealed record TelemetryWiring(bool Traces, bool Metrics);
+
 /// <summary>When a host makes spans.</summary>
 public enum TraceMode
 {

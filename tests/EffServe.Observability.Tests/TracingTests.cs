@@ -172,12 +172,19 @@ public sealed class TracingTests
         Assert.Equal(2, spans.Count(s => s.Kind == ActivityKind.Server));
     }
 
-    [Fact]
-    public async Task ModelInfer_GatewayTelemetryOff_CallersContextReachesTheService()
+    /// <summary>
+    /// A gateway that makes no spans of its own (telemetry off, or on without a collector) passes the
+    /// caller's trace context through: its unrecorded activity never replaces the caller's.
+    /// </summary>
+    [Theory]
+    [InlineData("EffServe:Telemetry:Enabled", "false")]
+    [InlineData("EffServe:Telemetry:Traces", "Auto")]
+    [InlineData("EffServe:Telemetry:Traces", "Off")]
+    public async Task ModelInfer_GatewayMakesNoSpans_CallersContextReachesTheService(string key, string value)
     {
         using var telemetry = new Telemetry();
         await using var service = await InferenceServer.StartAsync(RepoPaths.Zoo);
-        await using var gateway = await StartGatewayAsync(service, ("EffServe:Telemetry:Enabled", "false"));
+        await using var gateway = await StartGatewayAsync(service, (key, value));
         var client = new GRPCInferenceService.GRPCInferenceServiceClient(gateway.Channel);
 
         ActivityTraceId trace;
@@ -187,10 +194,14 @@ public sealed class TracingTests
             await client.ModelInferAsync(Digits.Request(2), cancellationToken: Digits.Ct);
         }
 
-        // The gateway copies the caller's traceparent through untouched: still one trace.
-        var spans = await telemetry.TraceAsync(trace, s => s.Any(x => x.Kind == ActivityKind.Server));
+        // The gateway copies the caller's traceparent through untouched: still one trace, and the
+        // service's server span hangs under the caller's own outgoing call, as the gateway's does,
+        // not under a span of the gateway's.
+        var spans = await telemetry.TraceAsync(trace, s => s.Count(x => x.Kind == ActivityKind.Server) >= 2);
         var infer = Assert.Single(spans, s => s.OperationName == SpanNames.Infer);
-        Assert.Contains(spans, s => s.SpanId == infer.ParentSpanId && s.Kind == ActivityKind.Server);
+        var serviceServer = Assert.Single(spans, s => s.SpanId == infer.ParentSpanId && s.Kind == ActivityKind.Server);
+        var gatewayServer = Assert.Single(spans, s => s.Kind == ActivityKind.Server && s.SpanId != serviceServer.SpanId);
+        Assert.Equal(gatewayServer.ParentSpanId, serviceServer.ParentSpanId);
     }
 
     private static double QueueDepth(Telemetry telemetry)
@@ -216,6 +227,9 @@ public sealed class TracingTests
         {
             ["EffServe:Gateway:Models:digits:Destinations:0"] = service.Address.GetLeftPart(UriPartial.Authority),
             ["EffServe:Gateway:HealthCheckInterval"] = "00:00:00.200",
+
+            // The tests' in-memory exporter stands in for a collector.
+            ["EffServe:Telemetry:Traces"] = "On",
         };
         foreach (var (key, value) in extra)
         {

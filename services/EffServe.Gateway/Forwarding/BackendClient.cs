@@ -9,16 +9,18 @@ namespace EffServe.Gateway.Forwarding;
 
 /// <summary>
 /// The one HTTP/2 client the gateway talks to replicas with: pooled connections, no proxy, no
-/// cookies, no decompression, no redirects. With telemetry on, each call to a replica carries the
-/// W3C trace context of the gateway's own span (the caller's traceparent, which YARP copies along
-/// with the other headers, is replaced), so the replica's spans hang under the gateway's. With
-/// telemetry off the handler adds nothing and the caller's headers pass through untouched.
+/// cookies, no decompression, no redirects. When the gateway makes spans, each call to a replica
+/// carries the W3C trace context of the gateway's own span (the caller's traceparent, which YARP
+/// copies along with the other headers, is replaced), so the replica's spans hang under the
+/// gateway's. When it makes none (telemetry off, or no collector), the handler adds nothing and the
+/// caller's headers pass through untouched: an unrecorded gateway activity must not stand in for
+/// the caller's trace and unmark it as sampled.
 /// </summary>
 public sealed class BackendClient : IDisposable
 {
-    public BackendClient(IOptions<GatewayOptions> options, IOptions<TelemetryOptions>? telemetry = null)
+    public BackendClient(IOptions<GatewayOptions> options, TelemetryWiring? telemetry = null)
     {
-        var traced = telemetry?.Value.Enabled ?? false;
+        var traced = telemetry?.Traces ?? false;
         Handler = new SocketsHttpHandler
         {
             UseProxy = false,
