@@ -101,7 +101,7 @@ public static class ServiceDefaultsExtensions
                     .AddSource(sources);
                 if (otlp)
                 {
-                    tracing.AddOtlpExporter();
+                    tracing.AddOtlpExporter(o => OtlpSignal.Apply(o, builder.Configuration, OtlpSignal.Traces));
                 }
             });
         }
@@ -118,7 +118,7 @@ public static class ServiceDefaultsExtensions
 
                 if (otlpMetrics)
                 {
-                    metrics.AddOtlpExporter();
+                    metrics.AddOtlpExporter((o, _) => OtlpSignal.Apply(o, builder.Configuration, OtlpSignal.Metrics));
                 }
             });
         }
@@ -136,7 +136,7 @@ public static class ServiceDefaultsExtensions
             {
                 o.IncludeFormattedMessage = true;
                 o.IncludeScopes = true;
-                o.AddOtlpExporter();
+                o.AddOtlpExporter(e => OtlpSignal.Apply(e, builder.Configuration, OtlpSignal.Logs));
             });
         }
 
