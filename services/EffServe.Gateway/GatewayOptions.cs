@@ -134,6 +134,14 @@ internal sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
             failures.Add($"{P}:Door:RequestsPerSecond must be ≥ 0 and Door:Burst ≥ 1.");
         }
 
+        foreach (var tenant in options.Door.ApiKeys.Values)
+        {
+            if (string.IsNullOrWhiteSpace(tenant))
+            {
+                failures.Add($"{P}:Door:ApiKeys maps a key to no tenant; give every key a tenant name.");
+            }
+        }
+
         if (options.Door.Jwt is { } jwt && System.Text.Encoding.UTF8.GetByteCount(jwt.SigningKey) < 32)
         {
             failures.Add($"{P}:Door:Jwt:SigningKey must be at least 32 bytes.");

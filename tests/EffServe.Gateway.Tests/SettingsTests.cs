@@ -21,10 +21,12 @@ public sealed class SettingsTests
             .Set("Models:digits:Destinations:0", "127.0.0.1:8001")
             .Set("LoadBalancing", "Random")
             .Set("MaxRequestBytes", "10")
-            .Set("Door:Jwt:SigningKey", "short");
+            .Set("Door:Jwt:SigningKey", "short")
+            .Set("Door:ApiKeys:key-without-a-tenant-0123", " ");
 
         var error = await Assert.ThrowsAsync<InvalidOperationException>(() => GatewayServer.StartAsync(settings.ToDictionary()));
 
-        Rpc.AssertMentions(error.Message, "Models:digits:Destinations:0", "LoadBalancing", "MaxRequestBytes", "Door:Jwt:SigningKey");
+        Rpc.AssertMentions(error.Message, "Models:digits:Destinations:0", "LoadBalancing", "MaxRequestBytes", "Door:Jwt:SigningKey", "Door:ApiKeys maps a key to no tenant");
+        Assert.DoesNotContain("key-without-a-tenant", error.Message, StringComparison.Ordinal); // keys are secrets
     }
 }

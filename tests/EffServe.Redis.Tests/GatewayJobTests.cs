@@ -60,6 +60,7 @@ public sealed class GatewayJobTests
             ["EffServe:Gateway:Models:digits:Destinations:0"] = replica.Address.GetLeftPart(UriPartial.Authority),
             ["EffServe:Gateway:Door:ApiKeys:alpha-key-0123456789"] = "alpha",
             ["EffServe:Gateway:Door:ApiKeys:beta-key-0123456789"] = "beta",
+            ["EffServe:Gateway:Door:ApiKeys:gamma-key-0123456789"] = "équipe γ",
         });
         var alpha = new Metadata { { "effserve-api-key", "alpha-key-0123456789" } };
         var beta = new Metadata { { "effserve-api-key", "beta-key-0123456789" } };
@@ -88,6 +89,12 @@ public sealed class GatewayJobTests
         var mine = await jobs.GetJobAsync(new GetJobRequest { JobId = id }, alpha, Deadline(), Ct);
         Assert.Equal(2ul, mine.Items);
         Assert.NotEqual(JobState.Cancelled, mine.State); // beta's cancel did nothing
+
+        // A tenant name beyond ASCII travels encoded and still owns its jobs.
+        var gamma = new Metadata { { "effserve-api-key", "gamma-key-0123456789" } };
+        var gammaJob = (await jobs.SubmitJobAsync(job, gamma, Deadline(), Ct)).JobId;
+        Assert.Equal(2ul, (await jobs.GetJobAsync(new GetJobRequest { JobId = gammaJob }, gamma, Deadline(), Ct)).Items);
+        Assert.Equal(StatusCode.NotFound, (await FailsAsync(() => jobs.GetJobAsync(new GetJobRequest { JobId = gammaJob }, alpha, Deadline(), Ct).ResponseAsync)).StatusCode);
     }
 
     [Fact]

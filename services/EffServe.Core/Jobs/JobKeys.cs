@@ -72,4 +72,7 @@ public static class JobStates
 public static class TenantHeader
 {
     public const string Name = "effserve-tenant";
+
+    /// <summary>A tenant name as the header carries it: percent-encoded UTF-8, since header values are ASCII.</summary>
+    public static string Encode(string tenant) => Uri.EscapeDataString(tenant);
 }

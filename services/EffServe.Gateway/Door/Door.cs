@@ -135,7 +135,7 @@ public sealed class GatewayDoor : IDisposable
             }
 
             var claim = result.ClaimsIdentity.FindFirst(_options.Jwt!.TenantClaim)?.Value ?? result.ClaimsIdentity.FindFirst(ClaimTypes.NameIdentifier)?.Value;
-            return claim is null
+            return string.IsNullOrWhiteSpace(claim)
                 ? (null, $"The bearer token has no '{_options.Jwt.TenantClaim}' claim naming the tenant.")
                 : (claim, null);
         }

@@ -128,7 +128,7 @@ public sealed class ModelCallForwarder
         {
             context.Request.Headers.Remove(GatewayDoor.ApiKeyHeader);
             context.Request.Headers.Authorization = default;
-            context.Request.Headers[TenantHeader.Name] = GatewayDoor.TenantOf(context);
+            context.Request.Headers[TenantHeader.Name] = TenantHeader.Encode(GatewayDoor.TenantOf(context));
         }
 
         var rest = context.Request.Body;

@@ -46,7 +46,8 @@ public static class ModelConfigs
     /// requests already queued and never waits for more, so no request is delayed for batching; each
     /// request gets its own response, so order is not kept. Preferred are the sizes, up to the
     /// service's batch limit, at which the variant's profile shows batching pays by the service's
-    /// minimum gain, as the scheduler decides; none without a profile.
+    /// minimum gain, as the scheduler decides; none without a profile (the scheduler then batches up to
+    /// its limit). A profile at which no size pays means no dynamic batching at all.
     /// </summary>
     private static ModelDynamicBatching? DynamicBatching(ModelDefinition model, string variant, int batchLimit, double minGain)
     {
@@ -63,6 +64,10 @@ public static class ModelConfigs
             batching.PreferredBatchSize.Add(latency.Snapshot()
                 .Select(e => e.BatchSize)
                 .Where(b => b > 1 && b <= batchLimit && latency.BatchingPays(b, minGain)));
+            if (batching.PreferredBatchSize.Count == 0)
+            {
+                return null; // measured, and no size pays: the scheduler runs one request at a time
+            }
         }
 
         return batching;
