@@ -74,8 +74,8 @@ public static class ServiceDefaultsExtensions
         };
 
         // Every metric reader aggregates every measurement again, so metrics go to one place unless
-        // told otherwise: the scrape listener when there is one, else OTLP. OTEL_METRICS_EXPORTER
-        // (a list of otlp, prometheus, none) chooses explicitly.
+        // told otherwise: the scrape listener when there is one, else OTLP. With otlp in
+        // OTEL_METRICS_EXPORTER (e.g. "prometheus,otlp") OTLP gets them as well; without it, not.
         var otlpMetrics = otlp && OtlpMetricsWanted(builder.Configuration["OTEL_METRICS_EXPORTER"], prometheus);
         services.AddSingleton(new TelemetryWiring(traces, prometheus || otlpMetrics));
         if (!traces && !prometheus && !otlp)
