@@ -56,7 +56,7 @@ public static class ServiceDefaultsExtensions
         var options = builder.Configuration.GetSection(TelemetryOptions.SectionName).Get<TelemetryOptions>() ?? new TelemetryOptions();
         if (!options.Enabled)
         {
-            services.AddSingleton(new TelemetryWiring(Traces: false, Metrics: false));
+            services.AddSingleton(new TelemetryWiring(Traces: false));
             return builder;
         }
 
@@ -77,7 +77,7 @@ public static class ServiceDefaultsExtensions
         // told otherwise: the scrape listener when there is one, else OTLP. With otlp in
         // OTEL_METRICS_EXPORTER (e.g. "prometheus,otlp") OTLP gets them as well; without it, not.
         var otlpMetrics = otlp && OtlpMetricsWanted(builder.Configuration["OTEL_METRICS_EXPORTER"], prometheus);
-        services.AddSingleton(new TelemetryWiring(traces, prometheus || otlpMetrics));
+        services.AddSingleton(new TelemetryWiring(traces));
         if (!traces && !prometheus && !otlp)
         {
             return builder;

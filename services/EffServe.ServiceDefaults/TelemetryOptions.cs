@@ -36,9 +36,9 @@ public sealed class TelemetryOptions
 
 /// <summary>
 /// What a host's telemetry resolved to at start-up, for the parts that act on it: whether it makes
-/// spans (a tracer exists), and whether it aggregates metrics (a reader exists).
+/// spans (a tracer exists).
 /// </summary>
-public sealed record TelemetryWiring(bool Traces, bool Metrics);
+public sealed record TelemetryWiring(bool Traces);
 
 /// <summary>When a host makes spans.</summary>
 public enum TraceMode
