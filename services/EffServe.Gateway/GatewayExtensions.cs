@@ -1,5 +1,6 @@
 using EffServe.Gateway.Door;
 using EffServe.Gateway.Forwarding;
+using EffServe.Gateway.Relay;
 using EffServe.Gateway.Routing;
 using EffServe.Gateway.Services;
 using EffServe.ServiceDefaults;
@@ -36,6 +37,7 @@ public static class GatewayExtensions
         services.AddSingleton<ModelRouter>();
         services.AddSingleton<GatewayDoor>();
         services.AddSingleton<ModelCallForwarder>();
+        services.AddSingleton<FrameRelay>();
         services.AddSingleton<HealthServiceImpl>();
         services.AddSingleton<GatewayInferenceService>();
         services.AddSingleton<ReplicaWatcher>();
@@ -52,7 +54,26 @@ public static class GatewayExtensions
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.Limits.MaxRequestBodySize = null; // the gateway enforces its own limit with a gRPC status
-            k.ConfigureEndpointDefaults(e => e.Protocols = HttpProtocols.Http2);
+            k.ConfigureEndpointDefaults(e =>
+            {
+                e.Protocols = HttpProtocols.Http2;
+
+                // The frame relay takes h2c connections first; it passes every other one on (and
+                // all of them when it is off).
+                e.Use(next =>
+                {
+                    var relay = e.ApplicationServices.GetRequiredService<FrameRelay>();
+                    return context => relay.OnConnectionAsync(context, next);
+                });
+            });
+
+            // With the relay on, Kestrel's HTTP/2 connections are the gateway's pipeline behind a
+            // relayed client connection: idle as long as that client sends only relayed calls, and
+            // not to be closed for it (the client's own connection has no idle limit of Kestrel's).
+            if (builder.Configuration.GetValue($"{GatewayOptions.SectionName}:{nameof(GatewayOptions.FrameRelay)}", true))
+            {
+                k.Limits.KeepAliveTimeout = Timeout.InfiniteTimeSpan;
+            }
         });
         return builder;
     }

@@ -1,0 +1,222 @@
+using System.IO.Pipelines;
+using Microsoft.AspNetCore.Connections;
+
+namespace EffServe.Gateway.Relay;
+
+/// <summary>
+/// A client's h2c connection to the gateway, served by the relay: each stream goes straight to a
+/// replica when the relay can route it, else to the gateway's own ASP.NET Core pipeline, which
+/// Kestrel runs for this connection over an in-memory pipe (<see cref="Pipeline"/>).
+/// </summary>
+internal sealed class ClientConnection : RelayConnection
+{
+    /// <summary>The streams a client may have open at once (Kestrel's default).</summary>
+    public const int MaxConcurrentStreams = 100;
+
+    private readonly FrameRelay _relay;
+    private readonly ConnectionContext _context;
+    private readonly ConnectionDelegate _next;
+    private readonly Dictionary<int, RelayStream> _streams = [];
+    private readonly Lock _tableLock = new();
+    private readonly Lock _pipelineLock = new();
+    private UpstreamConnection? _pipeline;
+    private Task _pipelineDone = Task.CompletedTask;
+    private int _lastStreamId;
+    private volatile bool _draining;
+
+    public ClientConnection(FrameRelay relay, ConnectionContext context, ConnectionDelegate next)
+        : base(context.Transport.Input, context.Transport.Output)
+    {
+        _relay = relay;
+        _context = context;
+        _next = next;
+    }
+
+    /// <summary>Ends when the gateway's pipeline for this connection (if it was started) has stopped.</summary>
+    public Task PipelineDone => _pipelineDone;
+
+    /// <summary>
+    /// The gateway's own pipeline for this connection, started on first use: Kestrel's HTTP/2 server
+    /// on an in-memory pipe, with every middleware, service and forwarder the gateway maps.
+    /// </summary>
+    public UpstreamConnection? Pipeline()
+    {
+        lock (_pipelineLock)
+        {
+            if (_pipeline is { IsClosed: false })
+            {
+                return _pipeline;
+            }
+
+            if (IsClosed)
+            {
+                return null;
+            }
+
+            var toPipeline = new Pipe();
+            var fromPipeline = new Pipe();
+            _context.Transport = new DuplexPipe(toPipeline.Reader, fromPipeline.Writer);
+            var upstream = new UpstreamConnection(fromPipeline.Reader, toPipeline.Writer, destination: null);
+            var run = upstream.RunAsync();
+            var served = Task.Run(async () =>
+            {
+                try
+                {
+                    await _next(_context).ConfigureAwait(false);
+                }
+                finally
+                {
+                    await fromPipeline.Writer.CompleteAsync().ConfigureAwait(false);
+                    await toPipeline.Reader.CompleteAsync().ConfigureAwait(false);
+                }
+            });
+            _pipelineDone = Task.WhenAll(_pipelineDone, run, served);
+            _pipeline = upstream;
+            return upstream;
+        }
+    }
+
+    /// <summary>The gateway is stopping: no new streams; the connection closes when the open ones end.</summary>
+    public void Drain()
+    {
+        _draining = true;
+        WriteGoAway(Volatile.Read(ref _lastStreamId), Http2.Error.NoError);
+        CloseIfIdle();
+    }
+
+    public void Forget(int streamId)
+    {
+        lock (_tableLock)
+        {
+            _streams.Remove(streamId);
+        }
+
+        if (_draining)
+        {
+            CloseIfIdle();
+        }
+    }
+
+    protected override ValueTask StartAsync()
+    {
+        WriteSettings(enablePush: false, maxConcurrentStreams: MaxConcurrentStreams);
+        return ValueTask.CompletedTask;
+    }
+
+    protected override void OnHeaders(int streamId, List<HeaderField> fields, bool endStream)
+    {
+        RelayStream? stream;
+        lock (_tableLock)
+        {
+            stream = _streams.GetValueOrDefault(streamId);
+        }
+
+        if (stream is not null)
+        {
+            stream.OnClientTrailers(fields, endStream);
+            return;
+        }
+
+        if ((streamId & 1) == 0 || streamId <= _lastStreamId)
+        {
+            throw new Http2ProtocolException(Http2.Error.ProtocolError, $"stream {streamId} cannot be opened by the client");
+        }
+
+        Volatile.Write(ref _lastStreamId, streamId);
+        if (_draining)
+        {
+            WriteReset(streamId, Http2.Error.RefusedStream);
+            return;
+        }
+
+        stream = new RelayStream(_relay, this, streamId, fields, PeerInitialWindow);
+        lock (_tableLock)
+        {
+            if (_streams.Count >= MaxConcurrentStreams)
+            {
+                stream = null;
+            }
+            else
+            {
+                _streams.Add(streamId, stream);
+            }
+        }
+
+        if (stream is null)
+        {
+            WriteReset(streamId, Http2.Error.RefusedStream);
+            return;
+        }
+
+        stream.Start(endStream);
+    }
+
+    protected override void OnData(int streamId, ReadOnlySpan<byte> data, bool endStream) => Find(streamId)?.OnClientData(data, endStream);
+
+    protected override void OnReset(int streamId, int code) => Find(streamId)?.OnClientReset();
+
+    protected override void OnStreamWindowUpdate(int streamId, int increment) => Find(streamId)?.OnClientWindow(increment);
+
+    protected override void OnWindowOpened(int initialDelta)
+    {
+        foreach (var stream in Snapshot())
+        {
+            stream.OnClientWindow(initialDelta);
+        }
+    }
+
+    protected override void OnGoAway(int lastStreamId, int code) => _draining = true;
+
+    protected override void OnClosed(Exception? failure)
+    {
+        foreach (var stream in Snapshot())
+        {
+            stream.OnClientReset();
+        }
+
+        UpstreamConnection? pipeline;
+        lock (_pipelineLock)
+        {
+            pipeline = _pipeline;
+        }
+
+        pipeline?.Close();
+    }
+
+    private void CloseIfIdle()
+    {
+        lock (_tableLock)
+        {
+            if (_streams.Count > 0)
+            {
+                return;
+            }
+        }
+
+        Flush();
+        Close();
+    }
+
+    private RelayStream? Find(int streamId)
+    {
+        lock (_tableLock)
+        {
+            return _streams.GetValueOrDefault(streamId);
+        }
+    }
+
+    private List<RelayStream> Snapshot()
+    {
+        lock (_tableLock)
+        {
+            return [.. _streams.Values];
+        }
+    }
+
+    private sealed class DuplexPipe(PipeReader input, PipeWriter output) : IDuplexPipe
+    {
+        public PipeReader Input { get; } = input;
+
+        public PipeWriter Output { get; } = output;
+    }
+}

@@ -1,0 +1,184 @@
+using System.Buffers;
+using System.Collections.Concurrent;
+using EffServe.Gateway.Routing;
+using EffServe.ServiceDefaults;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Connections.Features;
+using Microsoft.Extensions.Options;
+
+namespace EffServe.Gateway.Relay;
+
+/// <summary>
+/// The gateway's HTTP/2 frame relay: a Kestrel connection middleware that serves h2c connections
+/// itself, forwarding the frames of unary model calls straight to a replica's connection on the
+/// thread that read them, instead of through Kestrel's request pipeline, YARP and HttpClient. A
+/// call the relay does not route itself goes, frame for frame, to the gateway's full pipeline for
+/// the same connection, so every door, aggregation and error path stays as it is. Connections that
+/// do not start with the h2c preface (TLS, HTTP/1.1) pass to Kestrel untouched.
+///
+/// The relay serves only where it changes nothing a caller can see: with the door open (no API keys,
+/// JWT or rate limit), replicas over h2c, and no spans to make. Otherwise every connection passes to
+/// Kestrel as before.
+/// </summary>
+public sealed class FrameRelay : IDisposable
+{
+    private static readonly Dictionary<string, RelayCall> s_calls = new(StringComparer.Ordinal)
+    {
+        ["/inference.GRPCInferenceService/ModelInfer"] = RelayCall.ByModel,
+        ["/inference.GRPCInferenceService/ModelMetadata"] = RelayCall.ByModel,
+        ["/inference.GRPCInferenceService/ModelReady"] = RelayCall.ByModel,
+        ["/inference.GRPCInferenceService/ModelConfig"] = RelayCall.ByModel,
+        ["/effserve.v1.JobService/SubmitJob"] = RelayCall.ByModel,
+        ["/effserve.v1.JobService/GetJob"] = RelayCall.ByJobId,
+        ["/effserve.v1.JobService/CancelJob"] = RelayCall.ByJobId,
+    };
+
+    private readonly ConcurrentDictionary<Destination, UpstreamPool> _pools = new();
+    private readonly ConcurrentDictionary<ClientConnection, byte> _clients = new();
+    private readonly TimeSpan _connectTimeout = TimeSpan.FromSeconds(5);
+    private readonly CancellationTokenRegistration _stopping;
+
+    public FrameRelay(IOptions<GatewayOptions> options, ModelRouter router, ILogger<Forwarding.ModelCallForwarder> logger, IHostApplicationLifetime lifetime, TelemetryWiring? telemetry = null)
+    {
+        var o = options.Value;
+        Router = router;
+        Logger = logger; // the forwarding path's events, under the forwarder's category whichever path a call takes
+        PassiveHealthPenalty = o.PassiveHealthPenalty;
+        MaxRelayedMessage = Math.Min(o.MaxRequestBytes, 256 * 1024);
+        Reason = (o.FrameRelay, o.Door.RequiresIdentity, o.Door.RequestsPerSecond > 0, o.BackendTls, telemetry?.Traces ?? false) switch
+        {
+            (false, _, _, _, _) => "EffServe:Gateway:FrameRelay is false",
+            (_, true, _, _, _) => "the door checks identities",
+            (_, _, true, _, _) => "the door limits request rates",
+            (_, _, _, true, _) => "replicas are called over TLS",
+            (_, _, _, _, true) => "the gateway makes spans",
+            _ => null,
+        };
+        _stopping = lifetime.ApplicationStopping.Register(DrainAll);
+    }
+
+    /// <summary>Whether the relay serves h2c connections.</summary>
+    public bool Enabled => Reason is null;
+
+    /// <summary>Why the relay is off; null when it is on.</summary>
+    public string? Reason { get; }
+
+    internal ModelRouter Router { get; }
+
+    internal ILogger Logger { get; }
+
+    internal TimeSpan PassiveHealthPenalty { get; }
+
+    /// <summary>Larger first messages go to the pipeline, which streams them and enforces the size limit.</summary>
+    internal int MaxRelayedMessage { get; }
+
+    /// <summary>The connection middleware: serves h2c connections, passes every other one on.</summary>
+    public async Task OnConnectionAsync(ConnectionContext context, ConnectionDelegate next)
+    {
+        if (!Enabled || !await StartsWithPrefaceAsync(context).ConfigureAwait(false))
+        {
+            await next(context).ConfigureAwait(false);
+            return;
+        }
+
+        var client = new ClientConnection(this, context, next);
+        _clients.TryAdd(client, 0);
+        using var closing = (context.Features.Get<IConnectionLifetimeNotificationFeature>()?.ConnectionClosedRequested ?? default).Register(static c => ((ClientConnection)c!).Drain(), client);
+        try
+        {
+            await client.RunAsync().ConfigureAwait(false);
+            await client.PipelineDone.ConfigureAwait(false);
+        }
+        finally
+        {
+            _clients.TryRemove(client, out _);
+        }
+    }
+
+    internal static RelayCall Classify(List<HeaderField> headers)
+    {
+        string? path = null;
+        string? contentType = null;
+        foreach (var field in headers)
+        {
+            switch (field.Name)
+            {
+                case ":path":
+                    path = field.Value;
+                    break;
+                case "content-type":
+                    contentType = field.Value;
+                    break;
+            }
+        }
+
+        return path is not null && contentType is not null && contentType.StartsWith("application/grpc", StringComparison.Ordinal)
+            && s_calls.TryGetValue(path, out var call) ? call : RelayCall.Pipeline;
+    }
+
+    internal UpstreamPool PoolFor(Destination destination) =>
+        _pools.GetOrAdd(destination, static (d, timeout) => new UpstreamPool(d, timeout), _connectTimeout);
+
+    /// <summary>
+    /// True (the preface consumed) when the connection opens with the h2c preface; false, with
+    /// nothing consumed, for anything else.
+    /// </summary>
+    private static async ValueTask<bool> StartsWithPrefaceAsync(ConnectionContext context)
+    {
+        var input = context.Transport.Input;
+        var length = Http2.Preface.Length;
+        var head = new byte[length];
+        while (true)
+        {
+            System.IO.Pipelines.ReadResult result;
+            try
+            {
+                result = await input.ReadAsync(context.ConnectionClosed).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return false;
+            }
+
+            var buffer = result.Buffer;
+            var known = (int)Math.Min(buffer.Length, length);
+            buffer.Slice(0, known).CopyTo(head);
+            if (!head.AsSpan(0, known).SequenceEqual(Http2.Preface[..known]))
+            {
+                input.AdvanceTo(buffer.Start);
+                return false;
+            }
+
+            if (known == length)
+            {
+                input.AdvanceTo(buffer.GetPosition(length));
+                return true;
+            }
+
+            if (result.IsCompleted)
+            {
+                input.AdvanceTo(buffer.Start);
+                return false;
+            }
+
+            input.AdvanceTo(buffer.Start, buffer.End);
+        }
+    }
+
+    private void DrainAll()
+    {
+        foreach (var client in _clients.Keys)
+        {
+            client.Drain();
+        }
+    }
+
+    public void Dispose()
+    {
+        _stopping.Dispose();
+        foreach (var pool in _pools.Values)
+        {
+            pool.CloseAll();
+        }
+    }
+}

@@ -1,0 +1,719 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Diagnostics;
+using System.Globalization;
+using EffServe.Gateway.Forwarding;
+using EffServe.Gateway.Routing;
+using Grpc.Core;
+
+namespace EffServe.Gateway.Relay;
+
+/// <summary>
+/// One client stream through the relay. A unary model call waits for its first gRPC message, reads
+/// the model from the header or the message, and goes to a replica with the message kept until the
+/// response starts, so that an unreachable replica or an UNAVAILABLE answer is retried once on
+/// another. Every other stream — and any call the relay cannot route itself (no model, an unknown
+/// one, a malformed or large message, no healthy replica) — goes to the gateway's own pipeline,
+/// which answers exactly as it always has. All state changes happen under the stream's lock; a
+/// stream's lock may be taken before a connection's write lock, never after.
+/// </summary>
+internal sealed class RelayStream
+{
+    private readonly Lock _lock = new();
+    private readonly FrameRelay _relay;
+    private readonly ClientConnection _client;
+    private readonly int _clientId;
+    private readonly List<HeaderField> _headers;
+    private readonly long _started = Stopwatch.GetTimestamp();
+    private readonly RelayCall _call;
+
+    private State _state;
+    private UpstreamConnection? _up;
+    private int _upId;
+    private Destination? _destination;
+    private ReplicaSet? _replicas;
+    private string _model = "";
+    private int _attempts;
+
+    // Request: bytes not yet sent upstream, or (while retaining) every byte, for a replay.
+    private ArrayBufferWriter<byte>? _body;
+    private int _bodySent;
+    private bool _retaining;
+    private int _message; // a relayed unary call's one message (prefix included); 0 for the pipeline's streams
+    private long _requestBytes;
+    private bool _clientEnded;
+    private bool _requestEndSent;
+    private long _upWindow;
+    private int _clientCredit;
+
+    // Response: bytes the client's window did not take yet, then perhaps the trailers.
+    private ArrayBufferWriter<byte>? _response;
+    private int _responseSent;
+    private bool _responseEndPending;
+    private List<HeaderField>? _trailers;
+    private bool _responseStarted;
+    private long _clientWindow;
+    private int _upCredit;
+
+    public RelayStream(FrameRelay relay, ClientConnection client, int clientId, List<HeaderField> headers, int clientInitialWindow)
+    {
+        _relay = relay;
+        _client = client;
+        _clientId = clientId;
+        _headers = headers;
+        _clientWindow = clientInitialWindow;
+        _call = FrameRelay.Classify(headers);
+    }
+
+    private enum State
+    {
+        WaitingForMessage,
+        Connecting,
+        Routed,
+        Done,
+    }
+
+    private int BodyPending => (_body?.WrittenCount ?? 0) - _bodySent;
+
+    // ---- from the client ----
+
+    public void Start(bool endStream)
+    {
+        lock (_lock)
+        {
+            _clientEnded = endStream;
+            if (_call == RelayCall.Pipeline || endStream)
+            {
+                ToPipeline();
+            }
+        }
+    }
+
+    public void OnClientData(ReadOnlySpan<byte> data, bool endStream)
+    {
+        lock (_lock)
+        {
+            if (_state == State.Done || _clientEnded)
+            {
+                return;
+            }
+
+            _clientEnded = endStream;
+            switch (_state)
+            {
+                case State.WaitingForMessage:
+                    Append(data);
+                    TryRoute();
+                    break;
+                case State.Connecting:
+                    if (_message > 0 && (_requestBytes += data.Length) > _message)
+                    {
+                        if (_clientEnded)
+                        {
+                            Answer(StatusCode.InvalidArgument, $"The request is not a well-formed gRPC message: the body holds {_requestBytes} bytes but its frame says {_message}; a unary call carries exactly one message.");
+                        }
+
+                        break;
+                    }
+
+                    Append(data);
+                    break;
+                default:
+                    if (_message > 0 && (_requestBytes += data.Length) > _message)
+                    {
+                        // A second message in a unary call: the replica must not see half of it.
+                        if (_clientEnded)
+                        {
+                            _up?.WriteReset(_upId, Http2.Error.Cancel);
+                            _requestEndSent = true;
+                            Answer(StatusCode.InvalidArgument, $"The request is not a well-formed gRPC message: the body holds {_requestBytes} bytes but its frame says {_message}; a unary call carries exactly one message.");
+                        }
+
+                        break;
+                    }
+
+                    if (_retaining || BodyPending > 0)
+                    {
+                        Append(data);
+                        SendBody();
+                    }
+                    else
+                    {
+                        var sent = _up!.WriteData(_upId, ref _upWindow, data, endStream);
+                        GiveClientCredit(sent);
+                        if (sent < data.Length)
+                        {
+                            Append(data[sent..]);
+                        }
+                        else
+                        {
+                            _requestEndSent = endStream;
+                        }
+                    }
+
+                    break;
+            }
+        }
+    }
+
+    /// <summary>gRPC clients send no trailers; if one does, the request simply ends there.</summary>
+    public void OnClientTrailers(List<HeaderField> fields, bool endStream)
+    {
+        if (endStream)
+        {
+            OnClientData([], endStream: true);
+        }
+    }
+
+    public void OnClientReset()
+    {
+        lock (_lock)
+        {
+            if (_state == State.Done)
+            {
+                return;
+            }
+
+            if (_up is not null && _state == State.Routed)
+            {
+                _up.WriteReset(_upId, Http2.Error.Cancel);
+            }
+
+            _clientEnded = true;
+            Finish(resetClient: false);
+        }
+    }
+
+    public void OnClientWindow(int increment)
+    {
+        lock (_lock)
+        {
+            _clientWindow += increment;
+            if (_state != State.Done)
+            {
+                DrainResponse();
+            }
+        }
+    }
+
+    // ---- from the upstream ----
+
+    public void OnUpstreamHeaders(UpstreamConnection from, List<HeaderField> fields, bool endStream)
+    {
+        lock (_lock)
+        {
+            if (_state == State.Done || from != _up)
+            {
+                return;
+            }
+
+            if (_responseStarted)
+            {
+                // Trailers: after whatever response bytes still wait for the client's window.
+                if (_response is { WrittenCount: > 0 })
+                {
+                    _trailers = fields;
+                }
+                else
+                {
+                    _client.WriteHeaders(_clientId, fields, endStream: true);
+                    Finish(resetClient: !_clientEnded);
+                }
+
+                return;
+            }
+
+            if (endStream && _retaining && _attempts < 2 && Find(fields, "grpc-status") == "14")
+            {
+                GatewayLog.RetryingUnavailable(_relay.Logger, _model, _destination!.Prefix);
+                Retry(markFailed: false, reason: "UNAVAILABLE");
+                return;
+            }
+
+            _responseStarted = true;
+            StopRetaining();
+            _client.WriteHeaders(_clientId, fields, endStream);
+            if (endStream)
+            {
+                Finish(resetClient: !_clientEnded);
+            }
+        }
+    }
+
+    public void OnUpstreamData(UpstreamConnection from, ReadOnlySpan<byte> data, bool endStream)
+    {
+        lock (_lock)
+        {
+            if (_state == State.Done || from != _up)
+            {
+                return;
+            }
+
+            if (_response is { WrittenCount: > 0 })
+            {
+                _response.Write(data);
+                _responseEndPending = endStream;
+                return;
+            }
+
+            var sent = _client.WriteData(_clientId, ref _clientWindow, data, endStream);
+            GiveUpstreamCredit(sent);
+            if (sent < data.Length)
+            {
+                _response ??= new ArrayBufferWriter<byte>(data.Length - sent);
+                _response.Write(data[sent..]);
+                _responseEndPending = endStream;
+            }
+            else if (endStream)
+            {
+                Finish(resetClient: !_clientEnded);
+            }
+        }
+    }
+
+    public void OnUpstreamReset(UpstreamConnection from, int code)
+    {
+        lock (_lock)
+        {
+            if (_state == State.Done || from != _up)
+            {
+                return;
+            }
+
+            if (!_responseStarted && _retaining && _attempts < 2)
+            {
+                Retry(markFailed: false, reason: $"RST_STREAM {code}");
+                return;
+            }
+
+            _client.WriteReset(_clientId, code == Http2.Error.NoError ? Http2.Error.Cancel : code);
+            _up = null; // the upstream stream is gone: nothing to reset there
+            Finish(resetClient: false);
+        }
+    }
+
+    /// <summary>The upstream connection failed or refused the stream; a kept request goes elsewhere.</summary>
+    public void OnUpstreamLost(UpstreamConnection from, bool transportFailure, string detail)
+    {
+        lock (_lock)
+        {
+            if (_state == State.Done || from != _up)
+            {
+                return;
+            }
+
+            _up = null;
+            if (_destination is not null && transportFailure)
+            {
+                _destination.MarkFailed(_relay.PassiveHealthPenalty);
+                GatewayLog.ReplicaFailed(_relay.Logger, _model, _destination.Prefix, "connection lost", detail);
+            }
+
+            if (!_responseStarted && _retaining && _destination is not null)
+            {
+                Retry(markFailed: false, reason: detail);
+                return;
+            }
+
+            _client.WriteReset(_clientId, _responseStarted ? Http2.Error.InternalError : Http2.Error.RefusedStream);
+            Finish(resetClient: false);
+        }
+    }
+
+    public void OnUpstreamWindow(UpstreamConnection from, int increment)
+    {
+        lock (_lock)
+        {
+            if (from != _up || _state != State.Routed)
+            {
+                return;
+            }
+
+            _upWindow += increment;
+            if (BodyPending > 0 || (_clientEnded && !_requestEndSent))
+            {
+                SendBody();
+            }
+        }
+    }
+
+    // ---- routing ----
+
+    /// <summary>Routes once the first message is whole (or cannot be read by the relay).</summary>
+    private void TryRoute()
+    {
+        var body = _body is null ? default : _body.WrittenSpan;
+        if (body.Length < GrpcFrames.PrefixLength)
+        {
+            if (_clientEnded)
+            {
+                ToPipeline();
+            }
+
+            return;
+        }
+
+        var frame = GrpcFrames.PrefixLength + (long)BinaryPrimitives.ReadUInt32BigEndian(body[1..]);
+        if (frame > _relay.MaxRelayedMessage)
+        {
+            ToPipeline(); // large messages take the pipeline's streaming path and its size limit
+            return;
+        }
+
+        if (body.Length < frame)
+        {
+            if (_clientEnded)
+            {
+                ToPipeline();
+            }
+
+            return;
+        }
+
+        if (body.Length > frame)
+        {
+            ToPipeline(); // a unary call carries one message; the pipeline says what is wrong
+            return;
+        }
+
+        var model = Find(_headers, ModelCallForwarder.ModelHeader) ?? "";
+        if (model.Length == 0)
+        {
+            var peeked = GrpcFrames.TryReadModelName(new ReadOnlySequence<byte>(_body!.WrittenMemory[..(int)frame]), Find(_headers, "grpc-encoding"), out model, out _);
+            if (peeked != PeekError.None)
+            {
+                ToPipeline();
+                return;
+            }
+
+            if (_call == RelayCall.ByJobId)
+            {
+                model = Core.Jobs.JobIds.TryParse(model, out var owner, out _) ? owner : "";
+            }
+        }
+
+        if (model.Length == 0 || !_relay.Router.TryGet(model, out var replicas) || Deadline() is { } left && left <= TimeSpan.Zero)
+        {
+            ToPipeline();
+            return;
+        }
+
+        var destination = replicas.Pick();
+        if (destination is null)
+        {
+            ToPipeline();
+            return;
+        }
+
+        _model = model;
+        _replicas = replicas;
+        _retaining = true;
+        _message = (int)frame;
+        _requestBytes = body.Length;
+        RouteTo(destination);
+    }
+
+    private void ToPipeline()
+    {
+        _retaining = false;
+        var pipeline = _client.Pipeline();
+        if (pipeline is null)
+        {
+            _client.WriteReset(_clientId, Http2.Error.RefusedStream);
+            Finish(resetClient: false);
+            return;
+        }
+
+        Attach(pipeline, _headers);
+    }
+
+    private void RouteTo(Destination destination)
+    {
+        _destination = destination;
+        _attempts++;
+        destination.Enter();
+        var pool = _relay.PoolFor(destination);
+        if (pool.TryGetReady(out var connection))
+        {
+            AttachToReplica(connection);
+            return;
+        }
+
+        _state = State.Connecting;
+        _ = ConnectAsync(pool, destination);
+    }
+
+    private async Task ConnectAsync(UpstreamPool pool, Destination destination)
+    {
+        UpstreamConnection connection;
+        try
+        {
+            connection = await pool.ConnectAsync().ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is System.Net.Sockets.SocketException or OperationCanceledException or IOException)
+        {
+            lock (_lock)
+            {
+                if (_state == State.Done || _destination != destination)
+                {
+                    return;
+                }
+
+                destination.MarkFailed(_relay.PassiveHealthPenalty);
+                GatewayLog.ReplicaFailed(_relay.Logger, _model, destination.Prefix, "connect", e.Message);
+                Retry(markFailed: false, reason: e.Message);
+            }
+
+            return;
+        }
+
+        lock (_lock)
+        {
+            if (_state == State.Connecting && _destination == destination)
+            {
+                AttachToReplica(connection);
+            }
+        }
+    }
+
+    private void AttachToReplica(UpstreamConnection connection)
+    {
+        var left = Deadline();
+        if (left is { } l && l <= TimeSpan.Zero)
+        {
+            Answer(StatusCode.DeadlineExceeded, "The call's deadline passed in the gateway.");
+            return;
+        }
+
+        // The replica learns the caller's tenant from the gateway only: a client's own header never
+        // passes (the relay serves an open door, so there is no tenant to tell). It gets what is
+        // left of the caller's deadline, not the whole of it.
+        var headers = new List<HeaderField>(_headers.Count);
+        foreach (var field in _headers)
+        {
+            if (field.Name is Core.Jobs.TenantHeader.Name or "grpc-timeout")
+            {
+                continue;
+            }
+
+            headers.Add(field);
+        }
+
+        if (left is { } remaining)
+        {
+            headers.Add(new HeaderField("grpc-timeout", GrpcTimeout.Format(remaining)));
+        }
+
+        Attach(connection, headers);
+    }
+
+    private void Attach(UpstreamConnection connection, List<HeaderField> headers)
+    {
+        _up = connection;
+        _state = State.Routed;
+        _bodySent = 0;
+        _requestEndSent = false;
+        _upWindow = connection.PeerInitialWindow;
+        var endNow = _clientEnded && BodyPending == 0;
+        _upId = connection.OpenStream(this, headers, endNow);
+        if (endNow)
+        {
+            _requestEndSent = true;
+        }
+        else if (BodyPending > 0)
+        {
+            SendBody();
+        }
+    }
+
+    private void Retry(bool markFailed, string reason)
+    {
+        var failed = _destination!;
+        if (markFailed)
+        {
+            failed.MarkFailed(_relay.PassiveHealthPenalty);
+        }
+
+        failed.Leave();
+        _destination = null;
+        _up?.Forget(_upId);
+        _up = null;
+        var next = _attempts < 2 ? _replicas!.Pick(exclude: failed) : null;
+        if (next is null)
+        {
+            Answer(StatusCode.Unavailable, _attempts < 2
+                ? $"No other healthy replica of model '{_model}' could take the call after {failed.Prefix} failed; retry later."
+                : $"Replica {failed.Prefix} of model '{_model}' failed ({reason}); retry later.");
+            return;
+        }
+
+        RouteTo(next);
+    }
+
+    // ---- sending ----
+
+    private void SendBody()
+    {
+        var pending = _body is null ? default : _body.WrittenSpan[_bodySent..];
+        var sent = _up!.WriteData(_upId, ref _upWindow, pending, _clientEnded);
+        _bodySent += sent;
+        GiveClientCredit(sent);
+        if (sent == pending.Length)
+        {
+            _requestEndSent = _clientEnded;
+            if (!_retaining && _body is not null)
+            {
+                _body.ResetWrittenCount();
+                _bodySent = 0;
+            }
+        }
+    }
+
+    private void DrainResponse()
+    {
+        if (_response is { WrittenCount: > 0 } response)
+        {
+            var pending = response.WrittenSpan[_responseSent..];
+            var sent = _client.WriteData(_clientId, ref _clientWindow, pending, _responseEndPending);
+            _responseSent += sent;
+            GiveUpstreamCredit(sent);
+            if (sent < pending.Length)
+            {
+                return;
+            }
+
+            response.ResetWrittenCount();
+            _responseSent = 0;
+            if (_responseEndPending)
+            {
+                Finish(resetClient: !_clientEnded);
+                return;
+            }
+        }
+
+        if (_trailers is not null)
+        {
+            _client.WriteHeaders(_clientId, _trailers, endStream: true);
+            Finish(resetClient: !_clientEnded);
+        }
+    }
+
+    /// <summary>Answers the call from the gateway: a trailers-only response with a gRPC status.</summary>
+    private void Answer(StatusCode code, string message)
+    {
+        _client.WriteHeaders(_clientId,
+        [
+            new(":status", "200"),
+            new("content-type", "application/grpc"),
+            new("grpc-status", ((int)code).ToString(CultureInfo.InvariantCulture)),
+            new("grpc-message", GrpcResponses.PercentEncode(message)),
+        ], endStream: true);
+        Finish(resetClient: !_clientEnded);
+    }
+
+    private void Finish(bool resetClient)
+    {
+        if (_state == State.Done)
+        {
+            return;
+        }
+
+        _state = State.Done;
+        if (resetClient)
+        {
+            _client.WriteReset(_clientId, Http2.Error.NoError); // the response is whole; the rest of the request is not needed
+        }
+
+        if (_up is not null)
+        {
+            if (!_requestEndSent)
+            {
+                _up.WriteReset(_upId, Http2.Error.Cancel);
+            }
+
+            _up.Forget(_upId);
+        }
+
+        _destination?.Leave();
+        _destination = null;
+        _body = null;
+        _response = null;
+        _client.Forget(_clientId);
+    }
+
+    // ---- helpers ----
+
+    private void Append(ReadOnlySpan<byte> data)
+    {
+        if (data.Length == 0)
+        {
+            return;
+        }
+
+        _body ??= new ArrayBufferWriter<byte>(Math.Max(256, data.Length));
+        _body.Write(data);
+        if (_retaining && _body.WrittenCount > _relay.MaxRelayedMessage * 2)
+        {
+            StopRetaining(); // more than a unary call carries: no replay
+        }
+    }
+
+    private void StopRetaining()
+    {
+        _retaining = false;
+        if (_body is not null && BodyPending == 0)
+        {
+            _body.ResetWrittenCount();
+            _bodySent = 0;
+        }
+    }
+
+    private void GiveClientCredit(int bytes)
+    {
+        _clientCredit += bytes;
+        if (!_clientEnded && _clientCredit >= RelayConnection.StreamReceiveWindow / 4)
+        {
+            _client.WriteWindowUpdate(_clientId, _clientCredit);
+            _clientCredit = 0;
+        }
+    }
+
+    private void GiveUpstreamCredit(int bytes)
+    {
+        _upCredit += bytes;
+        if (_up is not null && _upCredit >= RelayConnection.StreamReceiveWindow / 4)
+        {
+            _up.WriteWindowUpdate(_upId, _upCredit);
+            _upCredit = 0;
+        }
+    }
+
+    private TimeSpan? Deadline() =>
+        GrpcTimeout.TryParse(Find(_headers, "grpc-timeout"), out var timeout) ? timeout - Stopwatch.GetElapsedTime(_started) : null;
+
+    private static string? Find(List<HeaderField> fields, string name)
+    {
+        foreach (var field in fields)
+        {
+            if (field.Name == name)
+            {
+                return field.Value;
+            }
+        }
+
+        return null;
+    }
+}
+
+/// <summary>What the relay does with a call, from its path.</summary>
+internal enum RelayCall
+{
+    /// <summary>The gateway's own pipeline serves it.</summary>
+    Pipeline,
+
+    /// <summary>A unary call whose field 1 names the model.</summary>
+    ByModel,
+
+    /// <summary>A unary job call whose field 1 is a job id that starts with the model.</summary>
+    ByJobId,
+}

@@ -1,0 +1,249 @@
+using System.IO.Pipelines;
+using System.Net.Sockets;
+using EffServe.Gateway.Routing;
+
+namespace EffServe.Gateway.Relay;
+
+/// <summary>
+/// The relay's HTTP/2 client connection to a replica, or to the gateway's own pipeline behind a
+/// client connection (<see cref="Destination"/> null): opens streams for relayed calls and hands
+/// their responses back.
+/// </summary>
+internal sealed class UpstreamConnection : RelayConnection
+{
+    private readonly Dictionary<int, RelayStream> _streams = [];
+    private readonly Lock _tableLock = new();
+    private int _nextStreamId = 1;
+    private volatile bool _draining;
+
+    public UpstreamConnection(PipeReader input, PipeWriter output, Destination? destination)
+        : base(input, output)
+    {
+        Destination = destination;
+    }
+
+    /// <summary>The replica this connection goes to; null for the gateway's own pipeline.</summary>
+    public Destination? Destination { get; }
+
+    /// <summary>Whether another stream may be opened here now.</summary>
+    public bool IsReady
+    {
+        get
+        {
+            if (IsClosed || _draining || _nextStreamId > int.MaxValue - 16)
+            {
+                return false;
+            }
+
+            lock (_tableLock)
+            {
+                return _streams.Count < PeerMaxConcurrentStreams;
+            }
+        }
+    }
+
+    /// <summary>Opens a stream for <paramref name="stream"/> and sends its headers; returns the stream id.</summary>
+    public int OpenStream(RelayStream stream, List<HeaderField> headers, bool endStream) =>
+        WriteNewStreamHeaders(ref _nextStreamId, headers, endStream, id =>
+        {
+            lock (_tableLock)
+            {
+                _streams[id] = stream;
+            }
+        });
+
+    public void Forget(int streamId)
+    {
+        bool closeNow;
+        lock (_tableLock)
+        {
+            _streams.Remove(streamId);
+            closeNow = _draining && _streams.Count == 0;
+        }
+
+        if (closeNow)
+        {
+            Close();
+        }
+    }
+
+    protected override ValueTask StartAsync()
+    {
+        WriteRaw(Http2.Preface);
+        WriteSettings(enablePush: false, maxConcurrentStreams: 0);
+        return ValueTask.CompletedTask;
+    }
+
+    protected override void OnHeaders(int streamId, List<HeaderField> fields, bool endStream) => Find(streamId)?.OnUpstreamHeaders(this, fields, endStream);
+
+    protected override void OnData(int streamId, ReadOnlySpan<byte> data, bool endStream) => Find(streamId)?.OnUpstreamData(this, data, endStream);
+
+    protected override void OnReset(int streamId, int code) => Find(streamId)?.OnUpstreamReset(this, code);
+
+    protected override void OnStreamWindowUpdate(int streamId, int increment) => Find(streamId)?.OnUpstreamWindow(this, increment);
+
+    protected override void OnWindowOpened(int initialDelta)
+    {
+        foreach (var stream in Snapshot())
+        {
+            stream.OnUpstreamWindow(this, initialDelta);
+        }
+    }
+
+    protected override void OnGoAway(int lastStreamId, int code)
+    {
+        _draining = true;
+        List<RelayStream> refused = [];
+        lock (_tableLock)
+        {
+            foreach (var (id, stream) in _streams)
+            {
+                if (id > lastStreamId)
+                {
+                    refused.Add(stream);
+                }
+            }
+        }
+
+        foreach (var stream in refused)
+        {
+            stream.OnUpstreamLost(this, transportFailure: false, $"the replica is going away (GOAWAY {code})");
+        }
+
+        lock (_tableLock)
+        {
+            if (_streams.Count > 0)
+            {
+                return;
+            }
+        }
+
+        Close();
+    }
+
+    protected override void OnClosed(Exception? failure)
+    {
+        _draining = true;
+        foreach (var stream in Snapshot())
+        {
+            stream.OnUpstreamLost(this, transportFailure: true, failure?.Message ?? "the connection closed");
+        }
+    }
+
+    private RelayStream? Find(int streamId)
+    {
+        lock (_tableLock)
+        {
+            return _streams.GetValueOrDefault(streamId);
+        }
+    }
+
+    private List<RelayStream> Snapshot()
+    {
+        lock (_tableLock)
+        {
+            return [.. _streams.Values];
+        }
+    }
+}
+
+/// <summary>The relay's connections to one replica: opened on demand, more when one is full.</summary>
+internal sealed class UpstreamPool(Destination destination, TimeSpan connectTimeout)
+{
+    private readonly Lock _lock = new();
+    private readonly List<UpstreamConnection> _connections = [];
+    private Task<UpstreamConnection>? _connecting;
+
+    public Destination Destination { get; } = destination;
+
+    public bool TryGetReady(out UpstreamConnection connection)
+    {
+        lock (_lock)
+        {
+            foreach (var candidate in _connections)
+            {
+                if (candidate.IsReady)
+                {
+                    connection = candidate;
+                    return true;
+                }
+            }
+        }
+
+        connection = null!;
+        return false;
+    }
+
+    /// <summary>A new connection (one connect at a time is shared by every stream waiting for it).</summary>
+    public Task<UpstreamConnection> ConnectAsync()
+    {
+        lock (_lock)
+        {
+            return _connecting ??= ConnectCoreAsync();
+        }
+    }
+
+    private async Task<UpstreamConnection> ConnectCoreAsync()
+    {
+        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        try
+        {
+            using (var timeout = new CancellationTokenSource(connectTimeout))
+            {
+                await socket.ConnectAsync(Destination.Address.Host, Destination.Address.Port, timeout.Token).ConfigureAwait(false);
+            }
+
+            var stream = new NetworkStream(socket, ownsSocket: true);
+            var connection = new UpstreamConnection(PipeReader.Create(stream), PipeWriter.Create(stream), Destination);
+            lock (_lock)
+            {
+                _connections.Add(connection);
+                _connecting = null;
+            }
+
+            _ = RunAsync(connection, stream);
+            return connection;
+        }
+        catch
+        {
+            socket.Dispose();
+            lock (_lock)
+            {
+                _connecting = null;
+            }
+
+            throw;
+        }
+    }
+
+    private async Task RunAsync(UpstreamConnection connection, NetworkStream stream)
+    {
+        try
+        {
+            await connection.RunAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            lock (_lock)
+            {
+                _connections.Remove(connection);
+            }
+
+            await stream.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    public void CloseAll()
+    {
+        List<UpstreamConnection> all;
+        lock (_lock)
+        {
+            all = [.. _connections];
+        }
+
+        foreach (var connection in all)
+        {
+            connection.Close();
+        }
+    }
+}
