@@ -261,14 +261,18 @@ internal abstract class RelayConnection
     }
 
     /// <summary>Picks the next stream id and sends the stream's HEADERS under one lock, so ids go out in order.</summary>
-    protected int WriteNewStreamHeaders(ref int nextStreamId, List<HeaderField> fields, bool endStream, Action<int> register)
+    protected int WriteNewStreamHeaders(ref int nextStreamId, List<HeaderField> fields, bool endStream, Func<int, bool> register)
     {
         int id;
         lock (_writeLock)
         {
             id = nextStreamId;
             nextStreamId += 2;
-            register(id);
+            if (IsClosed || !register(id))
+            {
+                return -1;
+            }
+
             WriteHeadersLocked(id, fields, endStream);
         }
 

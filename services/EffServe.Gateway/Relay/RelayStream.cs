@@ -516,6 +516,23 @@ internal sealed class RelayStream
         _upWindow = connection.PeerInitialWindow;
         var endNow = _clientEnded && BodyPending == 0;
         _upId = connection.OpenStream(this, headers, endNow);
+        if (_upId < 0)
+        {
+            // The connection ended between the choice and the send.
+            _up = null;
+            if (_destination is not null && _retaining)
+            {
+                Retry(markFailed: false, reason: "the connection to it closed");
+            }
+            else
+            {
+                _client.WriteReset(_clientId, Http2.Error.RefusedStream);
+                Finish(resetClient: false);
+            }
+
+            return;
+        }
+
         if (endNow)
         {
             _requestEndSent = true;

@@ -15,6 +15,7 @@ internal sealed class UpstreamConnection : RelayConnection
     private readonly Lock _tableLock = new();
     private int _nextStreamId = 1;
     private volatile bool _draining;
+    private bool _ended; // under the table lock: no stream may be added once the connection's end was announced
 
     public UpstreamConnection(PipeReader input, PipeWriter output, Destination? destination)
         : base(input, output)
@@ -42,13 +43,22 @@ internal sealed class UpstreamConnection : RelayConnection
         }
     }
 
-    /// <summary>Opens a stream for <paramref name="stream"/> and sends its headers; returns the stream id.</summary>
+    /// <summary>
+    /// Opens a stream for <paramref name="stream"/> and sends its headers; returns the stream id, or
+    /// -1 when the connection has ended (the stream must go elsewhere).
+    /// </summary>
     public int OpenStream(RelayStream stream, List<HeaderField> headers, bool endStream) =>
         WriteNewStreamHeaders(ref _nextStreamId, headers, endStream, id =>
         {
             lock (_tableLock)
             {
+                if (_ended)
+                {
+                    return false;
+                }
+
                 _streams[id] = stream;
+                return true;
             }
         });
 
@@ -124,7 +134,14 @@ internal sealed class UpstreamConnection : RelayConnection
     protected override void OnClosed(Exception? failure)
     {
         _draining = true;
-        foreach (var stream in Snapshot())
+        List<RelayStream> open;
+        lock (_tableLock)
+        {
+            _ended = true;
+            open = [.. _streams.Values];
+        }
+
+        foreach (var stream in open)
         {
             stream.OnUpstreamLost(this, transportFailure: true, failure?.Message ?? "the connection closed");
         }
@@ -179,7 +196,14 @@ internal sealed class UpstreamPool(Destination destination, TimeSpan connectTime
     {
         lock (_lock)
         {
-            return _connecting ??= ConnectCoreAsync();
+            // A finished attempt (connected, or failed) is never handed out again: whoever asks now
+            // found no ready connection, so a fresh one is needed.
+            if (_connecting is null || _connecting.IsCompleted)
+            {
+                _connecting = ConnectCoreAsync();
+            }
+
+            return _connecting;
         }
     }
 
@@ -198,7 +222,6 @@ internal sealed class UpstreamPool(Destination destination, TimeSpan connectTime
             lock (_lock)
             {
                 _connections.Add(connection);
-                _connecting = null;
             }
 
             _ = RunAsync(connection, stream);
@@ -207,11 +230,6 @@ internal sealed class UpstreamPool(Destination destination, TimeSpan connectTime
         catch
         {
             socket.Dispose();
-            lock (_lock)
-            {
-                _connecting = null;
-            }
-
             throw;
         }
     }
