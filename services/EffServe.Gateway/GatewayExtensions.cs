@@ -28,7 +28,7 @@ public static class GatewayExtensions
     /// </summary>
     public static WebApplicationBuilder AddGateway(this WebApplicationBuilder builder)
     {
-        builder.AddServiceDefaults("effserve-gateway");
+        builder.AddServiceDefaults("effserve-gateway", [FrameRelay.MeterName]);
         var services = builder.Services;
         services.AddOptions<GatewayOptions>().BindConfiguration(GatewayOptions.SectionName).ValidateOnStart();
         services.AddSingleton<IValidateOptions<GatewayOptions>, GatewayOptionsValidator>();

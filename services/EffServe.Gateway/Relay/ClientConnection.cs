@@ -56,7 +56,7 @@ internal sealed class ClientConnection : RelayConnection
             var toPipeline = new Pipe();
             var fromPipeline = new Pipe();
             _context.Transport = new DuplexPipe(toPipeline.Reader, fromPipeline.Writer);
-            var upstream = new UpstreamConnection(fromPipeline.Reader, toPipeline.Writer, destination: null);
+            var upstream = new UpstreamConnection(fromPipeline.Reader, toPipeline.Writer, destination: null, _relay.Logger);
             var run = upstream.RunAsync();
             var served = Task.Run(async () =>
             {
@@ -166,6 +166,8 @@ internal sealed class ClientConnection : RelayConnection
     }
 
     protected override void OnGoAway(int lastStreamId, int code) => _draining = true;
+
+    protected override void OnProtocolError(string detail) => GatewayLog.RelayProtocolError(_relay.Logger, "a client", detail);
 
     protected override void OnClosed(Exception? failure)
     {

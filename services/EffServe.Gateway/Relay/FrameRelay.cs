@@ -1,5 +1,8 @@
 using System.Buffers;
+using System.Collections.Frozen;
 using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
 using EffServe.Gateway.Routing;
 using EffServe.ServiceDefaults;
 using Microsoft.AspNetCore.Connections;
@@ -37,14 +40,20 @@ public sealed class FrameRelay : IDisposable
     private readonly ConcurrentDictionary<ClientConnection, byte> _clients = new();
     private readonly TimeSpan _connectTimeout = TimeSpan.FromSeconds(5);
     private readonly CancellationTokenRegistration _stopping;
+    private readonly HashSet<string> _tenantRestricted;
+    private readonly Meter _meter;
+    private readonly Histogram<double> _duration;
+    private long _relayed;
+    private long _pipelined;
 
-    public FrameRelay(IOptions<GatewayOptions> options, ModelRouter router, ILogger<Forwarding.ModelCallForwarder> logger, IHostApplicationLifetime lifetime, TelemetryWiring? telemetry = null)
+    public FrameRelay(IOptions<GatewayOptions> options, ModelRouter router, ILogger<Forwarding.ModelCallForwarder> logger, IHostApplicationLifetime lifetime, IMeterFactory meters, TelemetryWiring? telemetry = null)
     {
         var o = options.Value;
         Router = router;
         Logger = logger; // the forwarding path's events, under the forwarder's category whichever path a call takes
         PassiveHealthPenalty = o.PassiveHealthPenalty;
         MaxRelayedMessage = Math.Min(o.MaxRequestBytes, 256 * 1024);
+        _tenantRestricted = o.Models.Where(m => m.Value.AllowedTenants.Count > 0).Select(m => m.Key).ToHashSet(StringComparer.Ordinal);
         Reason = (o.FrameRelay, o.Door.RequiresIdentity, o.Door.RequestsPerSecond > 0, o.BackendTls, telemetry?.Traces ?? false) switch
         {
             (false, _, _, _, _) => "EffServe:Gateway:FrameRelay is false",
@@ -55,7 +64,20 @@ public sealed class FrameRelay : IDisposable
             _ => null,
         };
         _stopping = lifetime.ApplicationStopping.Register(DrainAll);
+        _meter = meters.Create(MeterName);
+        _duration = _meter.CreateHistogram("effserve.gateway.request.duration", "s",
+            "Time from a call's headers reaching the relay to its last frame leaving it, by method, model, gRPC status and path (relay: straight to a replica; pipeline: the gateway's ASP.NET Core pipeline).",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] });
     }
+
+    /// <summary>The gateway's own meter (the relay's instruments).</summary>
+    public const string MeterName = "EffServe.Gateway";
+
+    /// <summary>Calls the relay sent straight to a replica.</summary>
+    internal long RelayedCalls => Interlocked.Read(ref _relayed);
+
+    /// <summary>Streams the relay passed to the gateway's pipeline.</summary>
+    internal long PipelineCalls => Interlocked.Read(ref _pipelined);
 
     /// <summary>Whether the relay serves h2c connections.</summary>
     public bool Enabled => Reason is null;
@@ -95,6 +117,21 @@ public sealed class FrameRelay : IDisposable
         }
     }
 
+    private static readonly FrozenDictionary<string, string> s_methods = new[]
+    {
+        "/inference.GRPCInferenceService/ServerLive", "/inference.GRPCInferenceService/ServerReady", "/inference.GRPCInferenceService/ModelReady",
+        "/inference.GRPCInferenceService/ServerMetadata", "/inference.GRPCInferenceService/ModelMetadata", "/inference.GRPCInferenceService/ModelInfer",
+        "/inference.GRPCInferenceService/ModelStreamInfer", "/inference.GRPCInferenceService/ModelConfig", "/inference.GRPCInferenceService/ModelStatistics",
+        "/inference.GRPCInferenceService/RepositoryIndex", "/effserve.v1.ZooService/ListModels", "/effserve.v1.JobService/SubmitJob",
+        "/effserve.v1.JobService/GetJob", "/effserve.v1.JobService/CancelJob", "/effserve.v1.JobService/StreamJobResults", "/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch",
+    }.ToFrozenDictionary(p => p, p => p[(p.LastIndexOf('/') + 1)..], StringComparer.Ordinal);
+
+    /// <summary>The method of a known path, "other" for any other (the metric's tag stays bounded).</summary>
+    internal static string KnownMethod(string path) => s_methods.GetValueOrDefault(path, "other");
+
+    /// <summary>Whether the relay may send calls for <paramref name="model"/> straight on: not where only some tenants may call it (the pipeline's door decides).</summary>
+    internal bool Routes(string model) => !_tenantRestricted.Contains(model);
+
     internal static RelayCall Classify(List<HeaderField> headers)
     {
         string? path = null;
@@ -116,8 +153,24 @@ public sealed class FrameRelay : IDisposable
             && s_calls.TryGetValue(path, out var call) ? call : RelayCall.Pipeline;
     }
 
+    /// <summary>One stream through the relay has ended.</summary>
+    internal void Record(string method, string model, string status, bool relayed, long started)
+    {
+        Interlocked.Increment(ref relayed ? ref _relayed : ref _pipelined);
+        if (_duration.Enabled)
+        {
+            _duration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds, new TagList
+            {
+                { "rpc.method", method },
+                { "effserve.model", model },
+                { "rpc.grpc.status_code", status },
+                { "effserve.gateway.path", relayed ? "relay" : "pipeline" },
+            });
+        }
+    }
+
     internal UpstreamPool PoolFor(Destination destination) =>
-        _pools.GetOrAdd(destination, static (d, timeout) => new UpstreamPool(d, timeout), _connectTimeout);
+        _pools.GetOrAdd(destination, static (d, relay) => new UpstreamPool(d, relay._connectTimeout, relay.Logger), this);
 
     /// <summary>
     /// True (the preface consumed) when the connection opens with the h2c preface; false, with
@@ -176,6 +229,7 @@ public sealed class FrameRelay : IDisposable
     public void Dispose()
     {
         _stopping.Dispose();
+        _meter.Dispose();
         foreach (var pool in _pools.Values)
         {
             pool.CloseAll();

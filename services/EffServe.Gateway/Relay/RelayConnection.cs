@@ -49,7 +49,8 @@ internal abstract class RelayConnection
     /// <summary>The peer's SETTINGS_INITIAL_WINDOW_SIZE: every new stream's send window.</summary>
     public int PeerInitialWindow { get; private set; } = Http2.DefaultWindow;
 
-    public int PeerMaxConcurrentStreams { get; private set; } = int.MaxValue;
+    /// <summary>The peer's SETTINGS_MAX_CONCURRENT_STREAMS; 100 (the RFC's recommended floor) until its SETTINGS arrive.</summary>
+    public int PeerMaxConcurrentStreams { get; private set; } = 100;
 
     public bool IsClosed => _closing;
 
@@ -95,12 +96,14 @@ internal abstract class RelayConnection
         catch (Http2ProtocolException e)
         {
             failure = e;
+            OnProtocolError(e.Message);
             WriteGoAway(0, e.Code);
             Flush();
         }
         catch (HpackException e)
         {
             failure = e;
+            OnProtocolError(e.Message);
             WriteGoAway(0, Http2.Error.CompressionError);
             Flush();
         }
@@ -136,6 +139,9 @@ internal abstract class RelayConnection
     protected abstract void OnGoAway(int lastStreamId, int code);
 
     protected abstract void OnClosed(Exception? failure);
+
+    /// <summary>The peer broke the protocol; the connection goes away with GOAWAY.</summary>
+    protected abstract void OnProtocolError(string detail);
 
     /// <summary>
     /// Stops reading; what is already buffered is still sent, then the output completes. The read
@@ -557,7 +563,7 @@ internal abstract class RelayConnection
                     }
                     else
                     {
-                        _headerBlock = new ArrayBufferWriter<byte>(block.Length * 2);
+                        _headerBlock = new ArrayBufferWriter<byte>(Math.Max(256, block.Length * 2));
                         _headerBlock.Write(block);
                         _headerStream = streamId;
                         _headerEndStream = endStream;

@@ -26,6 +26,9 @@ internal sealed class RelayStream
     private readonly List<HeaderField> _headers;
     private readonly long _started = Stopwatch.GetTimestamp();
     private readonly RelayCall _call;
+    private readonly string _method;
+    private string _status = "";
+    private bool _relayed;
 
     private State _state;
     private UpstreamConnection? _up;
@@ -63,6 +66,8 @@ internal sealed class RelayStream
         _headers = headers;
         _clientWindow = clientInitialWindow;
         _call = FrameRelay.Classify(headers);
+        var path = Find(headers, ":path") ?? "";
+        _method = FrameRelay.KnownMethod(path);
     }
 
     private enum State
@@ -108,11 +113,7 @@ internal sealed class RelayStream
                 case State.Connecting:
                     if (_message > 0 && (_requestBytes += data.Length) > _message)
                     {
-                        if (_clientEnded)
-                        {
-                            Answer(StatusCode.InvalidArgument, $"The request is not a well-formed gRPC message: the body holds {_requestBytes} bytes but its frame says {_message}; a unary call carries exactly one message.");
-                        }
-
+                        TooManyBytes();
                         break;
                     }
 
@@ -121,14 +122,8 @@ internal sealed class RelayStream
                 default:
                     if (_message > 0 && (_requestBytes += data.Length) > _message)
                     {
-                        // A second message in a unary call: the replica must not see half of it.
-                        if (_clientEnded)
-                        {
-                            _up?.WriteReset(_upId, Http2.Error.Cancel);
-                            _requestEndSent = true;
-                            Answer(StatusCode.InvalidArgument, $"The request is not a well-formed gRPC message: the body holds {_requestBytes} bytes but its frame says {_message}; a unary call carries exactly one message.");
-                        }
-
+                        // A second message in a unary call: the replica must not see any of it.
+                        TooManyBytes();
                         break;
                     }
 
@@ -154,6 +149,21 @@ internal sealed class RelayStream
                     break;
             }
         }
+    }
+
+    /// <summary>More bytes than the one message of a relayed unary call: INVALID_ARGUMENT, as the pipeline answers.</summary>
+    private void TooManyBytes()
+    {
+        DetachUpstream(reset: true);
+        _requestEndSent = true;
+        if (_responseStarted)
+        {
+            _client.WriteReset(_clientId, Http2.Error.Cancel);
+            Finish(resetClient: false);
+            return;
+        }
+
+        Answer(StatusCode.InvalidArgument, $"The request is not a well-formed gRPC message: the body holds more than the {_message} bytes its frame says; a unary call carries exactly one message.");
     }
 
     /// <summary>gRPC clients send no trailers; if one does, the request simply ends there.</summary>
@@ -205,6 +215,11 @@ internal sealed class RelayStream
             if (_state == State.Done || from != _up)
             {
                 return;
+            }
+
+            if (endStream)
+            {
+                _status = Find(fields, "grpc-status") ?? "";
             }
 
             if (_responseStarted)
@@ -282,12 +297,18 @@ internal sealed class RelayStream
 
             if (!_responseStarted && _retaining && _attempts < 2)
             {
-                Retry(markFailed: false, reason: $"RST_STREAM {code}");
+                Retry(markFailed: code != Http2.Error.RefusedStream, reason: $"RST_STREAM {code}");
+                return;
+            }
+
+            DetachUpstream(reset: false); // the upstream stream is gone: nothing to reset there
+            if (!_responseStarted && _destination is not null)
+            {
+                Answer(StatusCode.Unavailable, $"Replica {_destination.Prefix} of model '{_model}' failed (RST_STREAM {code}); retry later.");
                 return;
             }
 
             _client.WriteReset(_clientId, code == Http2.Error.NoError ? Http2.Error.Cancel : code);
-            _up = null; // the upstream stream is gone: nothing to reset there
             Finish(resetClient: false);
         }
     }
@@ -302,7 +323,7 @@ internal sealed class RelayStream
                 return;
             }
 
-            _up = null;
+            DetachUpstream(reset: false);
             if (_destination is not null && transportFailure)
             {
                 _destination.MarkFailed(_relay.PassiveHealthPenalty);
@@ -392,7 +413,7 @@ internal sealed class RelayStream
             }
         }
 
-        if (model.Length == 0 || !_relay.Router.TryGet(model, out var replicas) || Deadline() is { } left && left <= TimeSpan.Zero)
+        if (model.Length == 0 || !_relay.Routes(model) || !_relay.Router.TryGet(model, out var replicas) || Deadline() is { } left && left <= TimeSpan.Zero)
         {
             ToPipeline();
             return;
@@ -408,6 +429,7 @@ internal sealed class RelayStream
         _model = model;
         _replicas = replicas;
         _retaining = true;
+        _relayed = true;
         _message = (int)frame;
         _requestBytes = body.Length;
         RouteTo(destination);
@@ -450,7 +472,9 @@ internal sealed class RelayStream
         {
             connection = await pool.ConnectAsync().ConfigureAwait(false);
         }
-        catch (Exception e) when (e is System.Net.Sockets.SocketException or OperationCanceledException or IOException)
+#pragma warning disable CA1031 // any failure to connect is the replica's: the call goes elsewhere or is answered
+        catch (Exception e)
+#pragma warning restore CA1031
         {
             lock (_lock)
             {
@@ -553,8 +577,7 @@ internal sealed class RelayStream
 
         failed.Leave();
         _destination = null;
-        _up?.Forget(_upId);
-        _up = null;
+        DetachUpstream(reset: !_requestEndSent);
         var next = _attempts < 2 ? _replicas!.Pick(exclude: failed) : null;
         if (next is null)
         {
@@ -565,6 +588,23 @@ internal sealed class RelayStream
         }
 
         RouteTo(next);
+    }
+
+    /// <summary>Leaves the upstream stream (resetting it when it may still be open there).</summary>
+    private void DetachUpstream(bool reset)
+    {
+        if (_up is null)
+        {
+            return;
+        }
+
+        if (reset)
+        {
+            _up.WriteReset(_upId, Http2.Error.Cancel);
+        }
+
+        _up.Forget(_upId);
+        _up = null;
     }
 
     // ---- sending ----
@@ -584,6 +624,10 @@ internal sealed class RelayStream
                 _bodySent = 0;
             }
         }
+        else if (!_retaining)
+        {
+            Compact(_body!, ref _bodySent);
+        }
     }
 
     private void DrainResponse()
@@ -596,6 +640,7 @@ internal sealed class RelayStream
             GiveUpstreamCredit(sent);
             if (sent < pending.Length)
             {
+                Compact(response, ref _responseSent);
                 return;
             }
 
@@ -618,6 +663,7 @@ internal sealed class RelayStream
     /// <summary>Answers the call from the gateway: a trailers-only response with a gRPC status.</summary>
     private void Answer(StatusCode code, string message)
     {
+        _status = ((int)code).ToString(CultureInfo.InvariantCulture);
         _client.WriteHeaders(_clientId,
         [
             new(":status", "200"),
@@ -636,6 +682,7 @@ internal sealed class RelayStream
         }
 
         _state = State.Done;
+        _relay.Record(_method, _model, _status.Length > 0 ? _status : "reset", _relayed, _started);
         if (resetClient)
         {
             _client.WriteReset(_clientId, Http2.Error.NoError); // the response is whole; the rest of the request is not needed
@@ -660,6 +707,20 @@ internal sealed class RelayStream
 
     // ---- helpers ----
 
+    /// <summary>Drops the bytes already sent once they are half the buffer, so a long stream's backlog stays bounded.</summary>
+    private static void Compact(ArrayBufferWriter<byte> buffer, ref int sent)
+    {
+        if (sent < buffer.WrittenCount / 2 || sent < 16 * 1024)
+        {
+            return;
+        }
+
+        var rest = buffer.WrittenSpan[sent..].ToArray();
+        buffer.ResetWrittenCount();
+        buffer.Write(rest);
+        sent = 0;
+    }
+
     private void Append(ReadOnlySpan<byte> data)
     {
         if (data.Length == 0)
@@ -668,6 +729,12 @@ internal sealed class RelayStream
         }
 
         _body ??= new ArrayBufferWriter<byte>(Math.Max(256, data.Length));
+        if (BodyPending + data.Length > 2 * RelayConnection.StreamReceiveWindow)
+        {
+            // Twice the window the relay granted: the client ignores flow control.
+            throw new Http2ProtocolException(Http2.Error.FlowControlError, $"stream {_clientId} sent more than its window allows");
+        }
+
         _body.Write(data);
         if (_retaining && _body.WrittenCount > _relay.MaxRelayedMessage * 2)
         {

@@ -17,11 +17,14 @@ internal sealed class UpstreamConnection : RelayConnection
     private volatile bool _draining;
     private bool _ended; // under the table lock: no stream may be added once the connection's end was announced
 
-    public UpstreamConnection(PipeReader input, PipeWriter output, Destination? destination)
+    public UpstreamConnection(PipeReader input, PipeWriter output, Destination? destination, ILogger logger)
         : base(input, output)
     {
         Destination = destination;
+        Logger = logger;
     }
+
+    private ILogger Logger { get; }
 
     /// <summary>The replica this connection goes to; null for the gateway's own pipeline.</summary>
     public Destination? Destination { get; }
@@ -131,6 +134,9 @@ internal sealed class UpstreamConnection : RelayConnection
         Close();
     }
 
+    protected override void OnProtocolError(string detail) =>
+        GatewayLog.RelayProtocolError(Logger, Destination is null ? "the gateway's pipeline" : $"replica {Destination.Prefix}", detail);
+
     protected override void OnClosed(Exception? failure)
     {
         _draining = true;
@@ -165,7 +171,7 @@ internal sealed class UpstreamConnection : RelayConnection
 }
 
 /// <summary>The relay's connections to one replica: opened on demand, more when one is full.</summary>
-internal sealed class UpstreamPool(Destination destination, TimeSpan connectTimeout)
+internal sealed class UpstreamPool(Destination destination, TimeSpan connectTimeout, ILogger logger)
 {
     private readonly Lock _lock = new();
     private readonly List<UpstreamConnection> _connections = [];
@@ -218,7 +224,7 @@ internal sealed class UpstreamPool(Destination destination, TimeSpan connectTime
             }
 
             var stream = new NetworkStream(socket, ownsSocket: true);
-            var connection = new UpstreamConnection(PipeReader.Create(stream), PipeWriter.Create(stream), Destination);
+            var connection = new UpstreamConnection(PipeReader.Create(stream), PipeWriter.Create(stream), Destination, logger);
             lock (_lock)
             {
                 _connections.Add(connection);

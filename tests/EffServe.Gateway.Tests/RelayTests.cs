@@ -1,0 +1,190 @@
+using System.Diagnostics;
+using System.Globalization;
+using EffServe.Contracts.Inference;
+using EffServe.Gateway.Forwarding;
+using EffServe.Gateway.Relay;
+using EffServe.Gateway.Tests.Support;
+using EffServe.Testing;
+using Google.Protobuf;
+using Grpc.Core;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace EffServe.Gateway.Tests;
+
+/// <summary>
+/// The frame relay: which calls go straight to a replica and which to the gateway's pipeline, when
+/// it is on, and a client whose HPACK uses Huffman strings and the dynamic table (curl's nghttp2).
+/// </summary>
+[Collection(nameof(OnSharedReplicas))]
+public sealed class RelayTests(SharedReplicas shared)
+{
+    private static Metadata ModelHeader(string model) => new() { { ModelCallForwarder.ModelHeader, model } };
+
+    private async Task<GatewayServer> StartGatewayAsync(Action<GatewaySettings>? configure = null)
+    {
+        var settings = new GatewaySettings().Model(Digits.Model, shared.First.Address, shared.Second.Address);
+        configure?.Invoke(settings);
+        var gateway = await GatewayServer.StartAsync(settings.ToDictionary());
+        await gateway.WaitUntilServingAsync(Digits.Model);
+        return gateway;
+    }
+
+    [Fact]
+    public async Task ModelCalls_GoStraightToReplica_ServerCallsToPipeline()
+    {
+        await using var gateway = await StartGatewayAsync();
+        var relay = gateway.Services.GetRequiredService<FrameRelay>();
+        Assert.True(relay.Enabled, relay.Reason);
+        var client = new GRPCInferenceService.GRPCInferenceServiceClient(gateway.Channel);
+        var relayedBefore = relay.RelayedCalls;
+        var pipelineBefore = relay.PipelineCalls;
+
+        for (var i = 0; i < 5; i++)
+        {
+            var reply = await client.ModelInferAsync(Digits.Request(i), deadline: Rpc.Deadline(), cancellationToken: Rpc.Ct);
+            Assert.Equal($"sample-{i}", reply.Id);
+            Assert.Equal(Digits.Classes, Digits.LogitCount(reply));
+        }
+
+        await client.ModelInferAsync(Digits.Request(5), ModelHeader(Digits.Model), deadline: Rpc.Deadline(), cancellationToken: Rpc.Ct);
+        var metadata = await client.ModelMetadataAsync(new ModelMetadataRequest { Name = Digits.Model }, deadline: Rpc.Deadline(), cancellationToken: Rpc.Ct);
+        Assert.Equal(Digits.Model, metadata.Name);
+        Assert.Equal(7, relay.RelayedCalls - relayedBefore);
+        Assert.Equal(pipelineBefore, relay.PipelineCalls);
+
+        // Server-level calls, an unknown model and a malformed message are the pipeline's.
+        Assert.True((await client.ServerLiveAsync(new ServerLiveRequest(), deadline: Rpc.Deadline(), cancellationToken: Rpc.Ct)).Live);
+        await Rpc.FailsAsync(StatusCode.NotFound, () => client.ModelInferAsync(Digits.Request(0, model: "nope"), deadline: Rpc.Deadline(), cancellationToken: Rpc.Ct).ResponseAsync, "'nope'", Digits.Model);
+        var malformed = await RawGrpc.PostAsync(gateway.Address, RawGrpc.Inference + "ModelInfer", RawGrpc.Frame([0x0A, 0x05, 0x64]));
+        Assert.Equal("3", malformed.Find("grpc-status"));
+
+        Assert.Equal(7, relay.RelayedCalls - relayedBefore);
+        Assert.Equal(3, relay.PipelineCalls - pipelineBefore);
+    }
+
+    [Fact]
+    public async Task LargeMessage_TakesPipeline_AndIsAnswered()
+    {
+        // Above the relay's message limit (min(MaxRequestBytes, 256 KiB)) the pipeline streams the call.
+        await using var gateway = await StartGatewayAsync(s => s.Set("MaxRequestBytes", "1024"));
+        var relay = gateway.Services.GetRequiredService<FrameRelay>();
+        var client = new GRPCInferenceService.GRPCInferenceServiceClient(gateway.Channel);
+        var pipelineBefore = relay.PipelineCalls;
+
+        await Rpc.FailsAsync(StatusCode.ResourceExhausted, () => client.ModelInferAsync(Digits.Request(0, batch: 8), deadline: Rpc.Deadline(), cancellationToken: Rpc.Ct).ResponseAsync, "1024");
+        var reply = await client.ModelInferAsync(Digits.Request(1, batch: 2), deadline: Rpc.Deadline(), cancellationToken: Rpc.Ct);
+
+        Assert.Equal(2 * Digits.Classes, Digits.LogitCount(reply));
+        Assert.Equal(1, relay.PipelineCalls - pipelineBefore);
+    }
+
+    [Fact]
+    public async Task ModelWithTenantAllowList_OpenDoor_AnonymousCallerRefusedByPipeline()
+    {
+        // With the door open every caller is "anonymous"; a model only some tenants may call is the pipeline's door's to refuse.
+        await using var gateway = await StartGatewayAsync(s => s.AllowedTenants(Digits.Model, "tenant-a"));
+        var relay = gateway.Services.GetRequiredService<FrameRelay>();
+        var client = new GRPCInferenceService.GRPCInferenceServiceClient(gateway.Channel);
+        Assert.True(relay.Enabled, relay.Reason);
+
+        await Rpc.FailsAsync(StatusCode.PermissionDenied, () => client.ModelInferAsync(Digits.Request(0), deadline: Rpc.Deadline(), cancellationToken: Rpc.Ct).ResponseAsync);
+
+        Assert.Equal(0, relay.RelayedCalls);
+    }
+
+    [Theory]
+    [InlineData("ApiKeys:key-1", "tenant-a", "the door checks identities")]
+    [InlineData("RequestsPerSecond", "100", "the door limits request rates")]
+    [InlineData("FrameRelay", "false", "FrameRelay is false")]
+    public async Task Relay_Off_WhereItWouldChangeWhatCallersSee(string key, string value, string reason)
+    {
+        await using var gateway = await StartGatewayAsync(s => s.Set(key.StartsWith("ApiKeys", StringComparison.Ordinal) || key == "RequestsPerSecond" ? "Door:" + key : key, value));
+        var relay = gateway.Services.GetRequiredService<FrameRelay>();
+
+        Assert.False(relay.Enabled);
+        Assert.Contains(reason, relay.Reason, StringComparison.Ordinal);
+        Assert.Equal(0, relay.RelayedCalls + relay.PipelineCalls);
+    }
+
+    [Fact]
+    public async Task Curl_HuffmanCodedIndexedHeaders_Relayed()
+    {
+        var curl = Curl.Find();
+        Assert.SkipWhen(curl is null, "curl with HTTP/2 (nghttp2) is not installed here; it is the non-.NET client whose HPACK uses Huffman strings and the dynamic table.");
+        await using var gateway = await StartGatewayAsync();
+        var relay = gateway.Services.GetRequiredService<FrameRelay>();
+        var relayedBefore = relay.RelayedCalls;
+        var folder = Directory.CreateTempSubdirectory("effserve-relay-");
+        try
+        {
+            var request = Path.Combine(folder.FullName, "request.bin");
+            await File.WriteAllBytesAsync(request, RawGrpc.Frame(Digits.Request(7)), Rpc.Ct);
+            var url = $"http://127.0.0.1:{gateway.Address.Port}{RawGrpc.Inference}ModelInfer";
+
+            // nghttp2 sends its headers Huffman-coded, with incremental indexing into the relay's
+            // dynamic table. (Lookups in that table are the HPACK tests' part: curl 7.88 fails a
+            // second call on one h2c connection, sequential or parallel, with "Error in the HTTP2
+            // framing layer" against Kestrel itself, as the control shows when it does.)
+            var replica = $"http://127.0.0.1:{shared.First.Address.Port}{RawGrpc.Inference}ModelInfer";
+            var outputs = Enumerable.Range(0, 3).Select(i => Path.Combine(folder.FullName, $"reply-{i}.bin")).ToArray();
+            foreach (var (target, output) in outputs.Select((o, i) => (i == 0 ? replica : url, o)))
+            {
+                var (code, text) = await Curl.RunAsync(curl!,
+                [
+                    "--silent", "--show-error", "--http2-prior-knowledge",
+                    "-H", "content-type: application/grpc", "-H", "te: trailers", "-H", "grpc-timeout: 10S",
+                    "-H", "user-agent: relay-test/1.0 (nghttp2)", "--data-binary", "@" + request, "-o", output, target,
+                ]);
+                Assert.True(code == 0, $"curl to {target} exited {code}: {text} Gateway warnings: {string.Join("; ", gateway.Logs.Entries.Where(e => e.Level >= Microsoft.Extensions.Logging.LogLevel.Warning).Select(e => e.Message))}");
+            }
+
+            foreach (var output in outputs)
+            {
+                var bytes = await File.ReadAllBytesAsync(output, Rpc.Ct);
+                Assert.True(bytes.Length > 5, $"{output}: {bytes.Length} bytes");
+                var reply = ModelInferResponse.Parser.ParseFrom(bytes.AsSpan(5).ToArray());
+                Assert.Equal("sample-7", reply.Id);
+                Assert.Equal(Digits.Classes, Digits.LogitCount(reply));
+            }
+
+            Assert.Equal(2, relay.RelayedCalls - relayedBefore); // the first went straight to the replica, as the control
+        }
+        finally
+        {
+            folder.Delete(recursive: true);
+        }
+    }
+
+    private static class Curl
+    {
+        public static string? Find()
+        {
+            var path = (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries)
+                .Select(d => Path.Combine(d, "curl")).FirstOrDefault(File.Exists);
+            if (path is null)
+            {
+                return null;
+            }
+
+            using var process = Process.Start(new ProcessStartInfo(path, "--version") { RedirectStandardOutput = true })!;
+            var version = process.StandardOutput.ReadToEnd();
+            process.WaitForExit();
+            return version.Contains("nghttp2", StringComparison.Ordinal) ? path : null;
+        }
+
+        public static async Task<(int Code, string Output)> RunAsync(string curl, IEnumerable<string> arguments)
+        {
+            var info = new ProcessStartInfo(curl) { RedirectStandardOutput = true, RedirectStandardError = true };
+            foreach (var argument in arguments)
+            {
+                info.ArgumentList.Add(argument);
+            }
+
+            using var process = Process.Start(info)!;
+            var output = process.StandardOutput.ReadToEndAsync(Rpc.Ct);
+            var error = process.StandardError.ReadToEndAsync(Rpc.Ct);
+            await process.WaitForExitAsync(Rpc.Ct);
+            return (process.ExitCode, (await output) + (await error));
+        }
+    }
+}
