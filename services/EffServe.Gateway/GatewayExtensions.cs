@@ -66,13 +66,23 @@ public static class GatewayExtensions
                     return context => relay.OnConnectionAsync(context, next);
                 });
             });
+        });
 
-            // With the relay on, Kestrel's HTTP/2 connections are the gateway's pipeline behind a
-            // relayed client connection: idle as long as that client sends only relayed calls, and
-            // not to be closed for it (the client's own connection has no idle limit of Kestrel's).
-            if (builder.Configuration.GetValue($"{GatewayOptions.SectionName}:{nameof(GatewayOptions.FrameRelay)}", true))
+        // With the relay on, Kestrel's HTTP/2 connections are the gateway's pipeline behind a relayed
+        // client connection: idle as long as that client sends only relayed calls, and not to be
+        // closed for it (the client's own connection is the relay's, which sets no idle limit).
+        services.AddOptions<KestrelServerOptions>().Configure<IServiceProvider>((k, sp) =>
+        {
+            try
             {
-                k.Limits.KeepAliveTimeout = Timeout.InfiniteTimeSpan;
+                if (sp.GetRequiredService<FrameRelay>().Enabled)
+                {
+                    k.Limits.KeepAliveTimeout = Timeout.InfiniteTimeSpan;
+                }
+            }
+            catch (OptionsValidationException)
+            {
+                // Invalid settings: CheckSettings reports every problem before anything listens.
             }
         });
         return builder;

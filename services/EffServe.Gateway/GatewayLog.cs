@@ -20,6 +20,9 @@ internal static partial class GatewayLog
     [LoggerMessage(EventId = 7, Level = LogLevel.Warning, Message = "Relay: {Peer} broke the HTTP/2 protocol; its connection is closed: {Detail}")]
     public static partial void RelayProtocolError(ILogger logger, string peer, string detail);
 
+    [LoggerMessage(EventId = 8, Level = LogLevel.Information, Message = "Model {Model}: the call could not be completed on replica {Replica} ({Reason}); trying another replica")]
+    public static partial void RetryingElsewhere(ILogger logger, string model, string replica, string reason);
+
     [LoggerMessage(EventId = 6, Level = LogLevel.Critical, Message = "The gateway's settings are invalid: {Failures}")]
     public static partial void SettingsInvalid(ILogger logger, string failures);
 }

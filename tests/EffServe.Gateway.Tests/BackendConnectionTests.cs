@@ -25,7 +25,7 @@ public sealed class BackendConnectionTests
         var outcomes = await Task.WhenAll(calls.Select(c => Record.ExceptionAsync(() => c).AsTask()));
 
         var failed = outcomes.OfType<Grpc.Core.RpcException>().ToList();
-        Assert.True(failed.Count == 0, $"{failed.Count} of 150 calls failed, e.g. {failed.FirstOrDefault()?.Status}");
+        Assert.True(failed.Count == 0, $"{failed.Count} of 150 calls failed, e.g. {failed.FirstOrDefault()?.Status}. Gateway log: {string.Join("; ", gateway.Logs.Entries.Where(e => e.Level >= Microsoft.Extensions.Logging.LogLevel.Information).Select(e => e.Message).Where(m => m.Contains("replica", StringComparison.Ordinal)).Distinct().Take(5))}");
         Assert.Equal(150, fake.Calls.Count);
     }
 }

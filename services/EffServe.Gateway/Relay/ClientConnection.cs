@@ -21,7 +21,8 @@ internal sealed class ClientConnection : RelayConnection
     private readonly Lock _pipelineLock = new();
     private UpstreamConnection? _pipeline;
     private Task _pipelineDone = Task.CompletedTask;
-    private int _lastStreamId;
+    private int _lastStreamId; // the last stream accepted (what GOAWAY names)
+    private int _highestStreamId; // the last stream the client opened, accepted or not
     private volatile bool _draining;
 
     public ClientConnection(FrameRelay relay, ConnectionContext context, ConnectionDelegate next)
@@ -48,8 +49,10 @@ internal sealed class ClientConnection : RelayConnection
                 return _pipeline;
             }
 
-            if (IsClosed)
+            if (IsClosed || _pipeline is not null)
             {
+                // Kestrel's side of this connection ended: the client gets GOAWAY and reconnects.
+                ThreadPool.UnsafeQueueUserWorkItem(static c => c.Drain(), this, preferLocal: false);
                 return null;
             }
 
@@ -79,8 +82,15 @@ internal sealed class ClientConnection : RelayConnection
     /// <summary>The gateway is stopping: no new streams; the connection closes when the open ones end.</summary>
     public void Drain()
     {
-        _draining = true;
-        WriteGoAway(Volatile.Read(ref _lastStreamId), Http2.Error.NoError);
+        int last;
+        lock (_tableLock)
+        {
+            // With the table's lock: a stream is either counted in GOAWAY's last id or refused.
+            _draining = true;
+            last = _lastStreamId;
+        }
+
+        WriteGoAway(last, Http2.Error.NoError);
         CloseIfIdle();
     }
 
@@ -117,27 +127,23 @@ internal sealed class ClientConnection : RelayConnection
             return;
         }
 
-        if ((streamId & 1) == 0 || streamId <= _lastStreamId)
+        if ((streamId & 1) == 0 || streamId <= _highestStreamId)
         {
             throw new Http2ProtocolException(Http2.Error.ProtocolError, $"stream {streamId} cannot be opened by the client");
         }
 
-        Volatile.Write(ref _lastStreamId, streamId);
-        if (_draining)
-        {
-            WriteReset(streamId, Http2.Error.RefusedStream);
-            return;
-        }
+        _highestStreamId = streamId;
 
-        stream = new RelayStream(_relay, this, streamId, fields, PeerInitialWindow);
+        stream = new RelayStream(_relay, this, streamId, fields);
         lock (_tableLock)
         {
-            if (_streams.Count >= MaxConcurrentStreams)
+            if (_draining || _streams.Count >= MaxConcurrentStreams)
             {
                 stream = null;
             }
             else
             {
+                _lastStreamId = streamId;
                 _streams.Add(streamId, stream);
             }
         }
@@ -157,15 +163,17 @@ internal sealed class ClientConnection : RelayConnection
 
     protected override void OnStreamWindowUpdate(int streamId, int increment) => Find(streamId)?.OnClientWindow(increment);
 
-    protected override void OnWindowOpened(int initialDelta)
+    protected override void OnWindowOpened()
     {
         foreach (var stream in Snapshot())
         {
-            stream.OnClientWindow(initialDelta);
+            stream.OnClientWindow(0);
         }
     }
 
     protected override void OnGoAway(int lastStreamId, int code) => _draining = true;
+
+    protected override int LastPeerStreamId => Volatile.Read(ref _lastStreamId);
 
     protected override void OnProtocolError(string detail) => GatewayLog.RelayProtocolError(_relay.Logger, "a client", detail);
 

@@ -41,6 +41,7 @@ public sealed class FrameRelay : IDisposable
     private readonly TimeSpan _connectTimeout = TimeSpan.FromSeconds(5);
     private readonly CancellationTokenRegistration _stopping;
     private readonly HashSet<string> _tenantRestricted;
+    private readonly Timer _prune;
     private readonly Meter _meter;
     private readonly Histogram<double> _duration;
     private long _relayed;
@@ -64,6 +65,7 @@ public sealed class FrameRelay : IDisposable
             _ => null,
         };
         _stopping = lifetime.ApplicationStopping.Register(DrainAll);
+        _prune = new Timer(static r => ((FrameRelay)r!).PrunePools(), this, TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(30));
         _meter = meters.Create(MeterName);
         _duration = _meter.CreateHistogram("effserve.gateway.request.duration", "s",
             "Time from a call's headers reaching the relay to its last frame leaving it, by method, model, gRPC status and path (relay: straight to a replica; pipeline: the gateway's ASP.NET Core pipeline).",
@@ -218,6 +220,19 @@ public sealed class FrameRelay : IDisposable
         }
     }
 
+    /// <summary>Closes the connections to replicas that left every model's rotation (DNS answers change).</summary>
+    private void PrunePools()
+    {
+        var current = Router.Models.SelectMany(m => m.Destinations).ToHashSet();
+        foreach (var (destination, pool) in _pools)
+        {
+            if (!current.Contains(destination) && _pools.TryRemove(destination, out _))
+            {
+                pool.CloseAll();
+            }
+        }
+    }
+
     private void DrainAll()
     {
         foreach (var client in _clients.Keys)
@@ -229,6 +244,7 @@ public sealed class FrameRelay : IDisposable
     public void Dispose()
     {
         _stopping.Dispose();
+        _prune.Dispose();
         _meter.Dispose();
         foreach (var pool in _pools.Values)
         {

@@ -97,14 +97,14 @@ internal abstract class RelayConnection
         {
             failure = e;
             OnProtocolError(e.Message);
-            WriteGoAway(0, e.Code);
+            WriteGoAway(LastPeerStreamId, e.Code);
             Flush();
         }
         catch (HpackException e)
         {
             failure = e;
             OnProtocolError(e.Message);
-            WriteGoAway(0, Http2.Error.CompressionError);
+            WriteGoAway(LastPeerStreamId, Http2.Error.CompressionError);
             Flush();
         }
         catch (OperationCanceledException)
@@ -133,12 +133,15 @@ internal abstract class RelayConnection
 
     protected abstract void OnStreamWindowUpdate(int streamId, int increment);
 
-    /// <summary>More connection-level window, or a larger initial window (<paramref name="initialDelta"/>) for every stream.</summary>
-    protected abstract void OnWindowOpened(int initialDelta);
+    /// <summary>More connection-level window, or a new initial window for every stream: held bytes may go now.</summary>
+    protected abstract void OnWindowOpened();
 
     protected abstract void OnGoAway(int lastStreamId, int code);
 
     protected abstract void OnClosed(Exception? failure);
+
+    /// <summary>The last stream the peer opened that the relay took (named by GOAWAY); 0 where the peer opens none.</summary>
+    protected virtual int LastPeerStreamId => 0;
 
     /// <summary>The peer broke the protocol; the connection goes away with GOAWAY.</summary>
     protected abstract void OnProtocolError(string detail);
@@ -217,9 +220,11 @@ internal abstract class RelayConnection
     /// <summary>
     /// Sends as much of <paramref name="data"/> as the stream's and the connection's send windows
     /// allow, in frames no longer than the peer accepts; returns how many bytes went. END_STREAM is
-    /// set only when all of it went.
+    /// set only when all of it went. A stream's window is the peer's initial window plus
+    /// <paramref name="windowDelta"/> (its WINDOW_UPDATEs less what was sent), so a SETTINGS change
+    /// applies to every stream at once, read under the same lock.
     /// </summary>
-    public int WriteData(int streamId, ref long streamWindow, ReadOnlySpan<byte> data, bool endStream)
+    public int WriteData(int streamId, ref long windowDelta, ReadOnlySpan<byte> data, bool endStream)
     {
         int sent;
         lock (_writeLock)
@@ -228,6 +233,8 @@ internal abstract class RelayConnection
             {
                 return 0;
             }
+
+            var streamWindow = PeerInitialWindow + windowDelta;
 
             var allowed = (int)Math.Min(data.Length, Math.Max(0, Math.Min(streamWindow, _sendWindow)));
             sent = 0;
@@ -247,7 +254,7 @@ internal abstract class RelayConnection
             }
             while (sent < allowed);
 
-            streamWindow -= sent;
+            windowDelta -= sent;
             _sendWindow -= sent;
         }
 
@@ -637,7 +644,7 @@ internal abstract class RelayConnection
                             _sendWindow += increment;
                         }
 
-                        OnWindowOpened(0);
+                        OnWindowOpened();
                     }
                     else
                     {
@@ -663,7 +670,7 @@ internal abstract class RelayConnection
 
     private void ApplySettings(ReadOnlySpan<byte> payload)
     {
-        var initialDelta = 0;
+        var windowChanged = false;
         for (var at = 0; at + 6 <= payload.Length; at += 6)
         {
             var id = BinaryPrimitives.ReadUInt16BigEndian(payload[at..]);
@@ -676,8 +683,12 @@ internal abstract class RelayConnection
                         throw new Http2ProtocolException(Http2.Error.FlowControlError, "SETTINGS_INITIAL_WINDOW_SIZE above 2^31-1");
                     }
 
-                    initialDelta += (int)value - PeerInitialWindow;
-                    PeerInitialWindow = (int)value;
+                    lock (_writeLock)
+                    {
+                        windowChanged |= PeerInitialWindow != (int)value;
+                        PeerInitialWindow = (int)value;
+                    }
+
                     break;
                 case Http2.Setting.MaxFrameSize:
                     PeerMaxFrameSize = (int)Math.Clamp(value, Http2.DefaultMaxFrameSize, 16_777_215);
@@ -698,9 +709,9 @@ internal abstract class RelayConnection
         }
 
         MarkDirty();
-        if (initialDelta != 0)
+        if (windowChanged)
         {
-            OnWindowOpened(initialDelta);
+            OnWindowOpened();
         }
     }
 

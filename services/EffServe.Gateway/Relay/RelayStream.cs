@@ -46,7 +46,8 @@ internal sealed class RelayStream
     private long _requestBytes;
     private bool _clientEnded;
     private bool _requestEndSent;
-    private long _upWindow;
+    private long _upWindowDelta; // the upstream stream's window less the peer's initial window
+    private int _creditedTo; // body bytes already credited to the client (a replay credits nothing twice)
     private int _clientCredit;
 
     // Response: bytes the client's window did not take yet, then perhaps the trailers.
@@ -55,16 +56,15 @@ internal sealed class RelayStream
     private bool _responseEndPending;
     private List<HeaderField>? _trailers;
     private bool _responseStarted;
-    private long _clientWindow;
+    private long _clientWindowDelta; // the client stream's window less the client's initial window
     private int _upCredit;
 
-    public RelayStream(FrameRelay relay, ClientConnection client, int clientId, List<HeaderField> headers, int clientInitialWindow)
+    public RelayStream(FrameRelay relay, ClientConnection client, int clientId, List<HeaderField> headers)
     {
         _relay = relay;
         _client = client;
         _clientId = clientId;
         _headers = headers;
-        _clientWindow = clientInitialWindow;
         _call = FrameRelay.Classify(headers);
         var path = Find(headers, ":path") ?? "";
         _method = FrameRelay.KnownMethod(path);
@@ -134,7 +134,7 @@ internal sealed class RelayStream
                     }
                     else
                     {
-                        var sent = _up!.WriteData(_upId, ref _upWindow, data, endStream);
+                        var sent = _up!.WriteData(_upId, ref _upWindowDelta, data, endStream);
                         GiveClientCredit(sent);
                         if (sent < data.Length)
                         {
@@ -198,7 +198,7 @@ internal sealed class RelayStream
     {
         lock (_lock)
         {
-            _clientWindow += increment;
+            _clientWindowDelta += increment;
             if (_state != State.Done)
             {
                 DrainResponse();
@@ -271,7 +271,7 @@ internal sealed class RelayStream
                 return;
             }
 
-            var sent = _client.WriteData(_clientId, ref _clientWindow, data, endStream);
+            var sent = _client.WriteData(_clientId, ref _clientWindowDelta, data, endStream);
             GiveUpstreamCredit(sent);
             if (sent < data.Length)
             {
@@ -350,7 +350,7 @@ internal sealed class RelayStream
                 return;
             }
 
-            _upWindow += increment;
+            _upWindowDelta += increment;
             if (BodyPending > 0 || (_clientEnded && !_requestEndSent))
             {
                 SendBody();
@@ -537,16 +537,25 @@ internal sealed class RelayStream
         _state = State.Routed;
         _bodySent = 0;
         _requestEndSent = false;
-        _upWindow = connection.PeerInitialWindow;
+        _upWindowDelta = 0;
         var endNow = _clientEnded && BodyPending == 0;
         _upId = connection.OpenStream(this, headers, endNow);
         if (_upId < 0)
         {
-            // The connection ended between the choice and the send.
+            // The connection ended, or filled up, between the choice and the send.
             _up = null;
-            if (_destination is not null && _retaining)
+            if (_destination is { } destination && _retaining)
             {
-                Retry(markFailed: false, reason: "the connection to it closed");
+                var pool = _relay.PoolFor(destination);
+                if (pool.TryGetReady(out var other) && other != connection)
+                {
+                    AttachToReplica(other);
+                }
+                else
+                {
+                    _state = State.Connecting;
+                    _ = ConnectAsync(pool, destination);
+                }
             }
             else
             {
@@ -578,6 +587,11 @@ internal sealed class RelayStream
         failed.Leave();
         _destination = null;
         DetachUpstream(reset: !_requestEndSent);
+        if (reason != "UNAVAILABLE")
+        {
+            GatewayLog.RetryingElsewhere(_relay.Logger, _model, failed.Prefix, reason);
+        }
+
         var next = _attempts < 2 ? _replicas!.Pick(exclude: failed) : null;
         if (next is null)
         {
@@ -612,9 +626,13 @@ internal sealed class RelayStream
     private void SendBody()
     {
         var pending = _body is null ? default : _body.WrittenSpan[_bodySent..];
-        var sent = _up!.WriteData(_upId, ref _upWindow, pending, _clientEnded);
+        var sent = _up!.WriteData(_upId, ref _upWindowDelta, pending, _clientEnded);
         _bodySent += sent;
-        GiveClientCredit(sent);
+        if (_bodySent > _creditedTo)
+        {
+            GiveClientCredit(_bodySent - _creditedTo);
+            _creditedTo = _bodySent;
+        }
         if (sent == pending.Length)
         {
             _requestEndSent = _clientEnded;
@@ -622,11 +640,12 @@ internal sealed class RelayStream
             {
                 _body.ResetWrittenCount();
                 _bodySent = 0;
+                _creditedTo = 0;
             }
         }
-        else if (!_retaining)
+        else if (!_retaining && Compact(_body!, ref _bodySent))
         {
-            Compact(_body!, ref _bodySent);
+            _creditedTo = 0;
         }
     }
 
@@ -635,12 +654,12 @@ internal sealed class RelayStream
         if (_response is { WrittenCount: > 0 } response)
         {
             var pending = response.WrittenSpan[_responseSent..];
-            var sent = _client.WriteData(_clientId, ref _clientWindow, pending, _responseEndPending);
+            var sent = _client.WriteData(_clientId, ref _clientWindowDelta, pending, _responseEndPending);
             _responseSent += sent;
             GiveUpstreamCredit(sent);
             if (sent < pending.Length)
             {
-                Compact(response, ref _responseSent);
+                _ = Compact(response, ref _responseSent);
                 return;
             }
 
@@ -708,17 +727,18 @@ internal sealed class RelayStream
     // ---- helpers ----
 
     /// <summary>Drops the bytes already sent once they are half the buffer, so a long stream's backlog stays bounded.</summary>
-    private static void Compact(ArrayBufferWriter<byte> buffer, ref int sent)
+    private static bool Compact(ArrayBufferWriter<byte> buffer, ref int sent)
     {
         if (sent < buffer.WrittenCount / 2 || sent < 16 * 1024)
         {
-            return;
+            return false;
         }
 
         var rest = buffer.WrittenSpan[sent..].ToArray();
         buffer.ResetWrittenCount();
         buffer.Write(rest);
         sent = 0;
+        return true;
     }
 
     private void Append(ReadOnlySpan<byte> data)
@@ -749,6 +769,7 @@ internal sealed class RelayStream
         {
             _body.ResetWrittenCount();
             _bodySent = 0;
+            _creditedTo = 0;
         }
     }
 

@@ -48,16 +48,16 @@ internal sealed class UpstreamConnection : RelayConnection
 
     /// <summary>
     /// Opens a stream for <paramref name="stream"/> and sends its headers; returns the stream id, or
-    /// -1 when the connection has ended (the stream must go elsewhere).
+    /// -1 when the connection has ended or is full (the stream must go elsewhere).
     /// </summary>
     public int OpenStream(RelayStream stream, List<HeaderField> headers, bool endStream) =>
         WriteNewStreamHeaders(ref _nextStreamId, headers, endStream, id =>
         {
             lock (_tableLock)
             {
-                if (_ended)
+                if (_ended || _streams.Count >= PeerMaxConcurrentStreams)
                 {
-                    return false;
+                    return false; // ended, or full: another thread took the last slot since IsReady said yes
                 }
 
                 _streams[id] = stream;
@@ -95,11 +95,11 @@ internal sealed class UpstreamConnection : RelayConnection
 
     protected override void OnStreamWindowUpdate(int streamId, int increment) => Find(streamId)?.OnUpstreamWindow(this, increment);
 
-    protected override void OnWindowOpened(int initialDelta)
+    protected override void OnWindowOpened()
     {
         foreach (var stream in Snapshot())
         {
-            stream.OnUpstreamWindow(this, initialDelta);
+            stream.OnUpstreamWindow(this, 0);
         }
     }
 
