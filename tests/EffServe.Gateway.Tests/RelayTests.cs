@@ -79,6 +79,51 @@ public sealed class RelayTests(SharedReplicas shared)
     }
 
     [Fact]
+    public async Task LargeResponseAndLargeRequest_CrossTheRelayWhole()
+    {
+        // 3 MiB back: more than the relay's 1 MiB window to the replica and the client's own window,
+        // so credit must flow both ways. 2 MiB in (above the relay's message limit): the pipeline's
+        // path, relayed frame by frame into Kestrel's pipe.
+        await using var fake = await FakeBackend.StartAsync("big", FakeAnswer.LargeMetadata);
+        await using var gateway = await GatewayServer.StartAsync(new GatewaySettings().Model("big", fake.Address).ToDictionary());
+        await gateway.WaitUntilServingAsync("big");
+        var relay = gateway.Services.GetRequiredService<FrameRelay>();
+        var client = new GRPCInferenceService.GRPCInferenceServiceClient(gateway.Channel);
+        var relayedBefore = relay.RelayedCalls;
+
+        var small = await client.ModelMetadataAsync(new ModelMetadataRequest { Name = "big" }, deadline: Rpc.Deadline(), cancellationToken: Rpc.Ct);
+        var large = await client.ModelMetadataAsync(new ModelMetadataRequest { Name = "big", Version = new string('v', 2 * 1024 * 1024) }, deadline: Rpc.Deadline(), cancellationToken: Rpc.Ct);
+
+        Assert.Equal(FakeBackend.LargePlatformLength, small.Platform.Length);
+        Assert.All(small.Platform, c => Assert.Equal('p', c));
+        Assert.Equal(FakeBackend.LargePlatformLength, large.Platform.Length);
+        Assert.Equal(1, relay.RelayedCalls - relayedBefore);
+        var received = ModelMetadataRequest.Parser.ParseFrom(fake.Calls.Last().Body.AsSpan(5).ToArray());
+        Assert.Equal(2 * 1024 * 1024, received.Version.Length);
+    }
+
+    [Fact]
+    public async Task GatewayStopping_CallsInFlightFinish_ClientMovesToNewConnection()
+    {
+        await using var fake = await FakeBackend.StartAsync("slow", FakeAnswer.SlowMetadata);
+        await using var gateway = await GatewayServer.StartAsync(new GatewaySettings().Model("slow", fake.Address).ToDictionary());
+        await gateway.WaitUntilServingAsync("slow");
+        var client = new GRPCInferenceService.GRPCInferenceServiceClient(gateway.Channel);
+        var inFlight = Enumerable.Range(0, 5)
+            .Select(_ => client.ModelMetadataAsync(new ModelMetadataRequest { Name = "slow" }, deadline: Rpc.Deadline(), cancellationToken: Rpc.Ct).ResponseAsync)
+            .ToList();
+        await Eventually.UntilAsync(() => fake.Calls.Count == 5, "the five calls reach the replica");
+
+        // Stopping: every relayed connection gets GOAWAY and closes once its streams end.
+        gateway.Services.GetRequiredService<Microsoft.Extensions.Hosting.IHostApplicationLifetime>().StopApplication();
+        var replies = await Task.WhenAll(inFlight);
+        var after = await client.ModelMetadataAsync(new ModelMetadataRequest { Name = "slow" }, deadline: Rpc.Deadline(), cancellationToken: Rpc.Ct);
+
+        Assert.All(replies, r => Assert.Equal(FakeBackend.FakePlatform, r.Platform));
+        Assert.Equal(FakeBackend.FakePlatform, after.Platform);
+    }
+
+    [Fact]
     public async Task ModelWithTenantAllowList_OpenDoor_AnonymousCallerRefusedByPipeline()
     {
         // With the door open every caller is "anonymous"; a model only some tenants may call is the pipeline's door's to refuse.

@@ -28,6 +28,9 @@ internal enum FakeAnswer
 
     /// <summary>Every call gets a trailers-only UNAVAILABLE, as a replica that is shutting down would answer.</summary>
     Unavailable,
+
+    /// <summary>As <see cref="Metadata"/>, with a platform string of <see cref="FakeBackend.LargePlatformLength"/> characters (a response larger than any flow-control window).</summary>
+    LargeMetadata,
 }
 
 /// <summary>One call a fake backend received: its method path, the headers the gateway sent, the body.</summary>
@@ -46,6 +49,8 @@ internal sealed record FakeCall(string Path, IReadOnlyDictionary<string, string>
 internal sealed class FakeBackend : IAsyncDisposable
 {
     public const string FakePlatform = "fake";
+
+    public const int LargePlatformLength = 3 * 1024 * 1024;
 
     private readonly WebApplication _app;
     private readonly string _model;
@@ -110,7 +115,8 @@ internal sealed class FakeBackend : IAsyncDisposable
             await Task.Delay(TimeSpan.FromMilliseconds(500), context.RequestAborted);
         }
 
-        var message = new ModelMetadataResponse { Name = _model, Platform = FakePlatform }.ToByteArray();
+        var platform = _answer == FakeAnswer.LargeMetadata ? new string('p', LargePlatformLength) : FakePlatform;
+        var message = new ModelMetadataResponse { Name = _model, Platform = platform }.ToByteArray();
         var frame = new byte[5 + message.Length];
         BinaryPrimitives.WriteUInt32BigEndian(frame.AsSpan(1), (uint)message.Length);
         message.CopyTo(frame.AsSpan(5));
