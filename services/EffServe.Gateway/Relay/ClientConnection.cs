@@ -16,8 +16,6 @@ internal sealed class ClientConnection : RelayConnection
     private readonly FrameRelay _relay;
     private readonly ConnectionContext _context;
     private readonly ConnectionDelegate _next;
-    private readonly Dictionary<int, RelayStream> _streams = [];
-    private readonly Lock _tableLock = new();
     private readonly Lock _pipelineLock = new();
     private UpstreamConnection? _pipeline;
     private Task _pipelineDone = Task.CompletedTask;
@@ -83,7 +81,7 @@ internal sealed class ClientConnection : RelayConnection
     public void Drain()
     {
         int last;
-        lock (_tableLock)
+        lock (TableLock)
         {
             // With the table's lock: a stream is either counted in GOAWAY's last id or refused.
             _draining = true;
@@ -96,9 +94,9 @@ internal sealed class ClientConnection : RelayConnection
 
     public void Forget(int streamId)
     {
-        lock (_tableLock)
+        lock (TableLock)
         {
-            _streams.Remove(streamId);
+            Streams.Remove(streamId);
         }
 
         if (_draining)
@@ -116,9 +114,9 @@ internal sealed class ClientConnection : RelayConnection
     protected override void OnHeaders(int streamId, List<HeaderField> fields, bool endStream)
     {
         RelayStream? stream;
-        lock (_tableLock)
+        lock (TableLock)
         {
-            stream = _streams.GetValueOrDefault(streamId);
+            stream = Streams.GetValueOrDefault(streamId);
         }
 
         if (stream is not null)
@@ -135,16 +133,16 @@ internal sealed class ClientConnection : RelayConnection
         _highestStreamId = streamId;
 
         stream = new RelayStream(_relay, this, streamId, fields);
-        lock (_tableLock)
+        lock (TableLock)
         {
-            if (_draining || _streams.Count >= MaxConcurrentStreams)
+            if (_draining || Streams.Count >= MaxConcurrentStreams)
             {
                 stream = null;
             }
             else
             {
                 _lastStreamId = streamId;
-                _streams.Add(streamId, stream);
+                Streams.Add(streamId, stream);
             }
         }
 
@@ -195,9 +193,9 @@ internal sealed class ClientConnection : RelayConnection
 
     private void CloseIfIdle()
     {
-        lock (_tableLock)
+        lock (TableLock)
         {
-            if (_streams.Count > 0)
+            if (Streams.Count > 0)
             {
                 return;
             }
@@ -205,22 +203,6 @@ internal sealed class ClientConnection : RelayConnection
 
         Flush();
         Close();
-    }
-
-    private RelayStream? Find(int streamId)
-    {
-        lock (_tableLock)
-        {
-            return _streams.GetValueOrDefault(streamId);
-        }
-    }
-
-    private List<RelayStream> Snapshot()
-    {
-        lock (_tableLock)
-        {
-            return [.. _streams.Values];
-        }
     }
 
     private sealed class DuplexPipe(PipeReader input, PipeWriter output) : IDuplexPipe

@@ -54,6 +54,28 @@ internal abstract class RelayConnection
 
     public bool IsClosed => _closing;
 
+    /// <summary>The relay streams open here, by this connection's stream id; guarded by <see cref="TableLock"/>.</summary>
+    protected Dictionary<int, RelayStream> Streams { get; } = [];
+
+    /// <summary>Guards <see cref="Streams"/>; never held while a stream's lock is taken.</summary>
+    protected Lock TableLock { get; } = new();
+
+    protected RelayStream? Find(int streamId)
+    {
+        lock (TableLock)
+        {
+            return Streams.GetValueOrDefault(streamId);
+        }
+    }
+
+    protected List<RelayStream> Snapshot()
+    {
+        lock (TableLock)
+        {
+            return [.. Streams.Values];
+        }
+    }
+
     /// <summary>Reads and dispatches frames until the peer goes away or the connection fails.</summary>
     public async Task RunAsync()
     {

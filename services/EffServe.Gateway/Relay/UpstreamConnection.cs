@@ -11,8 +11,6 @@ namespace EffServe.Gateway.Relay;
 /// </summary>
 internal sealed class UpstreamConnection : RelayConnection
 {
-    private readonly Dictionary<int, RelayStream> _streams = [];
-    private readonly Lock _tableLock = new();
     private int _nextStreamId = 1;
     private volatile bool _draining;
     private bool _ended; // under the table lock: no stream may be added once the connection's end was announced
@@ -39,9 +37,9 @@ internal sealed class UpstreamConnection : RelayConnection
                 return false;
             }
 
-            lock (_tableLock)
+            lock (TableLock)
             {
-                return _streams.Count < PeerMaxConcurrentStreams;
+                return Streams.Count < PeerMaxConcurrentStreams;
             }
         }
     }
@@ -53,14 +51,14 @@ internal sealed class UpstreamConnection : RelayConnection
     public int OpenStream(RelayStream stream, List<HeaderField> headers, bool endStream) =>
         WriteNewStreamHeaders(ref _nextStreamId, headers, endStream, id =>
         {
-            lock (_tableLock)
+            lock (TableLock)
             {
-                if (_ended || _streams.Count >= PeerMaxConcurrentStreams)
+                if (_ended || Streams.Count >= PeerMaxConcurrentStreams)
                 {
                     return false; // ended, or full: another thread took the last slot since IsReady said yes
                 }
 
-                _streams[id] = stream;
+                Streams[id] = stream;
                 return true;
             }
         });
@@ -68,10 +66,10 @@ internal sealed class UpstreamConnection : RelayConnection
     public void Forget(int streamId)
     {
         bool closeNow;
-        lock (_tableLock)
+        lock (TableLock)
         {
-            _streams.Remove(streamId);
-            closeNow = _draining && _streams.Count == 0;
+            Streams.Remove(streamId);
+            closeNow = _draining && Streams.Count == 0;
         }
 
         if (closeNow)
@@ -107,9 +105,9 @@ internal sealed class UpstreamConnection : RelayConnection
     {
         _draining = true;
         List<RelayStream> refused = [];
-        lock (_tableLock)
+        lock (TableLock)
         {
-            foreach (var (id, stream) in _streams)
+            foreach (var (id, stream) in Streams)
             {
                 if (id > lastStreamId)
                 {
@@ -123,9 +121,9 @@ internal sealed class UpstreamConnection : RelayConnection
             stream.OnUpstreamLost(this, transportFailure: false, $"the replica is going away (GOAWAY {code})");
         }
 
-        lock (_tableLock)
+        lock (TableLock)
         {
-            if (_streams.Count > 0)
+            if (Streams.Count > 0)
             {
                 return;
             }
@@ -141,10 +139,10 @@ internal sealed class UpstreamConnection : RelayConnection
     {
         _draining = true;
         List<RelayStream> open;
-        lock (_tableLock)
+        lock (TableLock)
         {
             _ended = true;
-            open = [.. _streams.Values];
+            open = [.. Streams.Values];
         }
 
         foreach (var stream in open)
@@ -153,21 +151,6 @@ internal sealed class UpstreamConnection : RelayConnection
         }
     }
 
-    private RelayStream? Find(int streamId)
-    {
-        lock (_tableLock)
-        {
-            return _streams.GetValueOrDefault(streamId);
-        }
-    }
-
-    private List<RelayStream> Snapshot()
-    {
-        lock (_tableLock)
-        {
-            return [.. _streams.Values];
-        }
-    }
 }
 
 /// <summary>The relay's connections to one replica: opened on demand, more when one is full.</summary>
