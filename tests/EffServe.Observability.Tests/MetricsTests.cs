@@ -121,6 +121,39 @@ public sealed class MetricsTests
     }
 
     [Fact]
+    public async Task Gateway_RelayedAndPipelineCalls_RecordedByPathMethodModelAndStatus()
+    {
+        await using var service = await InferenceServer.StartAsync(RepoPaths.Zoo);
+        await using var gateway = await GatewayServer.StartAsync(new Dictionary<string, string?>
+        {
+            ["EffServe:Gateway:Models:digits:Destinations:0"] = service.Address.GetLeftPart(UriPartial.Authority),
+            ["EffServe:Gateway:HealthCheckInterval"] = "00:00:00.200",
+            ["EffServe:Telemetry:MetricsUrl"] = "http://127.0.0.1:0",
+        });
+        await gateway.WaitUntilServingAsync(Digits.Model);
+        var client = new GRPCInferenceService.GRPCInferenceServiceClient(gateway.Channel);
+        for (var i = 0; i < 3; i++)
+        {
+            await client.ModelInferAsync(Digits.Request(i), cancellationToken: Digits.Ct);
+        }
+
+        await client.ServerLiveAsync(new ServerLiveRequest(), cancellationToken: Digits.Ct);
+
+        using var http = new HttpClient();
+        var text = await http.GetStringAsync(gateway.Services.GetRequiredService<MetricsListener>().ScrapeUrl, Digits.Ct);
+        var relayed = text.Split('\n').Single(l => l.StartsWith("effserve_gateway_request_duration_seconds_count{", StringComparison.Ordinal)
+            && l.Contains("rpc_method=\"ModelInfer\"", StringComparison.Ordinal));
+        var live = text.Split('\n').Single(l => l.StartsWith("effserve_gateway_request_duration_seconds_count{", StringComparison.Ordinal)
+            && l.Contains("rpc_method=\"ServerLive\"", StringComparison.Ordinal));
+
+        Assert.Contains("effserve_gateway_path=\"relay\"", relayed, StringComparison.Ordinal);
+        Assert.Contains("effserve_model=\"digits\"", relayed, StringComparison.Ordinal);
+        Assert.Contains("rpc_grpc_status_code=\"0\"", relayed, StringComparison.Ordinal);
+        Assert.Equal("3", relayed[(relayed.IndexOf('}', StringComparison.Ordinal) + 2)..].Split(' ')[0]);
+        Assert.Contains("effserve_gateway_path=\"pipeline\"", live, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task MetricsUrl_Set_ServesPrometheusOnItsOwnHttp1Port()
     {
         await using var service = await InferenceServer.StartAsync(RepoPaths.Zoo, new Dictionary<string, string?> { ["EffServe:Telemetry:MetricsUrl"] = "http://127.0.0.1:0" });
