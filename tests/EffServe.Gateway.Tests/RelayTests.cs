@@ -137,18 +137,55 @@ public sealed class RelayTests(SharedReplicas shared)
         Assert.Equal(0, relay.RelayedCalls);
     }
 
-    [Theory]
-    [InlineData("ApiKeys:key-1", "tenant-a", "the door checks identities")]
-    [InlineData("RequestsPerSecond", "100", "the door limits request rates")]
-    [InlineData("FrameRelay", "false", "FrameRelay is false")]
-    public async Task Relay_Off_WhereItWouldChangeWhatCallersSee(string key, string value, string reason)
+    [Fact]
+    public async Task Relay_Off_WhenConfiguredOff()
     {
-        await using var gateway = await StartGatewayAsync(s => s.Set(key.StartsWith("ApiKeys", StringComparison.Ordinal) || key == "RequestsPerSecond" ? "Door:" + key : key, value));
+        await using var gateway = await StartGatewayAsync(s => s.Set("FrameRelay", "false"));
         var relay = gateway.Services.GetRequiredService<FrameRelay>();
+        var client = new GRPCInferenceService.GRPCInferenceServiceClient(gateway.Channel);
 
+        var reply = await client.ModelInferAsync(Digits.Request(1), deadline: Rpc.Deadline(), cancellationToken: Rpc.Ct);
+
+        Assert.Equal(Digits.Classes, Digits.LogitCount(reply));
         Assert.False(relay.Enabled);
-        Assert.Contains(reason, relay.Reason, StringComparison.Ordinal);
+        Assert.Contains("FrameRelay is false", relay.Reason, StringComparison.Ordinal);
         Assert.Equal(0, relay.RelayedCalls + relay.PipelineCalls);
+    }
+
+    [Fact]
+    public async Task ClosedDoor_KnownKeyRelayedAsItsTenant_EverythingElseAnsweredByPipeline()
+    {
+        await using var fake = await FakeBackend.StartAsync("guarded", FakeAnswer.Metadata);
+        var settings = new GatewaySettings().Model("guarded", fake.Address)
+            .Set("Door:ApiKeys:key-a", "tenant-a").Set("Door:ApiKeys:key-b", "tenant-b")
+            .Set("Door:RequestsPerSecond", "0.001").Set("Door:Burst", "2")
+            .AllowedTenants("guarded", "tenant-a");
+        await using var gateway = await GatewayServer.StartAsync(settings.ToDictionary());
+        await gateway.WaitUntilServingAsync("guarded");
+        var relay = gateway.Services.GetRequiredService<FrameRelay>();
+        var client = new GRPCInferenceService.GRPCInferenceServiceClient(gateway.Channel);
+        Metadata Key(string key) => new() { { "effserve-api-key", key }, { Core.Jobs.TenantHeader.Name, "forged" } };
+        var request = new ModelMetadataRequest { Name = "guarded" };
+
+        for (var i = 0; i < 2; i++)
+        {
+            Assert.Equal(FakeBackend.FakePlatform, (await client.ModelMetadataAsync(request, Key("key-a"), deadline: Rpc.Deadline(), cancellationToken: Rpc.Ct)).Platform);
+        }
+
+        await Rpc.FailsAsync(StatusCode.ResourceExhausted, () => client.ModelMetadataAsync(request, Key("key-a"), deadline: Rpc.Deadline(), cancellationToken: Rpc.Ct).ResponseAsync, "tenant-a");
+        await Rpc.FailsAsync(StatusCode.Unauthenticated, () => client.ModelMetadataAsync(request, Key("key-x"), deadline: Rpc.Deadline(), cancellationToken: Rpc.Ct).ResponseAsync, "not recognised");
+        await Rpc.FailsAsync(StatusCode.Unauthenticated, () => client.ModelMetadataAsync(request, deadline: Rpc.Deadline(), cancellationToken: Rpc.Ct).ResponseAsync);
+        await Rpc.FailsAsync(StatusCode.PermissionDenied, () => client.ModelMetadataAsync(request, Key("key-b"), deadline: Rpc.Deadline(), cancellationToken: Rpc.Ct).ResponseAsync, "tenant-b", "guarded");
+
+        // Only the two admitted calls went straight on, each as its tenant, without the key.
+        Assert.True(relay.Enabled, relay.Reason);
+        Assert.Equal(2, relay.RelayedCalls);
+        Assert.Equal(2, fake.Calls.Count);
+        Assert.All(fake.Calls, c =>
+        {
+            Assert.Equal("tenant-a", c.Headers.GetValueOrDefault(Core.Jobs.TenantHeader.Name));
+            Assert.False(c.Headers.ContainsKey("effserve-api-key"));
+        });
     }
 
     [Fact]

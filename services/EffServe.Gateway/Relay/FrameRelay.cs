@@ -40,28 +40,27 @@ public sealed class FrameRelay : IDisposable
     private readonly ConcurrentDictionary<ClientConnection, byte> _clients = new();
     private readonly TimeSpan _connectTimeout = TimeSpan.FromSeconds(5);
     private readonly CancellationTokenRegistration _stopping;
-    private readonly HashSet<string> _tenantRestricted;
     private readonly Timer _prune;
     private readonly Meter _meter;
     private readonly Histogram<double> _duration;
     private long _relayed;
     private long _pipelined;
 
-    public FrameRelay(IOptions<GatewayOptions> options, ModelRouter router, ILogger<Forwarding.ModelCallForwarder> logger, IHostApplicationLifetime lifetime, IMeterFactory meters, TelemetryWiring? telemetry = null)
+    public FrameRelay(IOptions<GatewayOptions> options, ModelRouter router, Door.GatewayDoor door, ILogger<Forwarding.ModelCallForwarder> logger, IHostApplicationLifetime lifetime, IMeterFactory meters, TelemetryWiring? telemetry = null)
     {
         var o = options.Value;
         Router = router;
         Logger = logger; // the forwarding path's events, under the forwarder's category whichever path a call takes
         PassiveHealthPenalty = o.PassiveHealthPenalty;
         MaxRelayedMessage = Math.Min(o.MaxRequestBytes, 256 * 1024);
-        _tenantRestricted = o.Models.Where(m => m.Value.AllowedTenants.Count > 0).Select(m => m.Key).ToHashSet(StringComparer.Ordinal);
-        Reason = (o.FrameRelay, o.Door.RequiresIdentity, o.Door.RequestsPerSecond > 0, o.BackendTls, telemetry?.Traces ?? false) switch
+        Door = door;
+        Models = o.Models;
+        RequiresIdentity = o.Door.RequiresIdentity;
+        Reason = (o.FrameRelay, o.BackendTls, telemetry?.Traces ?? false) switch
         {
-            (false, _, _, _, _) => "EffServe:Gateway:FrameRelay is false",
-            (_, true, _, _, _) => "the door checks identities",
-            (_, _, true, _, _) => "the door limits request rates",
-            (_, _, _, true, _) => "replicas are called over TLS",
-            (_, _, _, _, true) => "the gateway makes spans",
+            (false, _, _) => "EffServe:Gateway:FrameRelay is false",
+            (_, true, _) => "replicas are called over TLS",
+            (_, _, true) => "the gateway makes spans",
             _ => null,
         };
         _stopping = lifetime.ApplicationStopping.Register(DrainAll);
@@ -131,8 +130,12 @@ public sealed class FrameRelay : IDisposable
     /// <summary>The method of a known path, "other" for any other (the metric's tag stays bounded).</summary>
     internal static string KnownMethod(string path) => s_methods.GetValueOrDefault(path, "other");
 
-    /// <summary>Whether the relay may send calls for <paramref name="model"/> straight on: not where only some tenants may call it (the pipeline's door decides).</summary>
-    internal bool Routes(string model) => !_tenantRestricted.Contains(model);
+    internal Door.GatewayDoor Door { get; }
+
+    internal IReadOnlyDictionary<string, ModelRouteOptions> Models { get; }
+
+    /// <summary>Whether the door names a tenant (API keys or JWT): the relay then tells the replica, and drops the credentials.</summary>
+    internal bool RequiresIdentity { get; }
 
     internal static RelayCall Classify(List<HeaderField> headers)
     {

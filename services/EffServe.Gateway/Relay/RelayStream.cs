@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Globalization;
+using EffServe.Gateway.Door;
 using EffServe.Gateway.Forwarding;
 using EffServe.Gateway.Routing;
 using Grpc.Core;
@@ -36,6 +37,7 @@ internal sealed class RelayStream
     private Destination? _destination;
     private ReplicaSet? _replicas;
     private string _model = "";
+    private string _tenant = GatewayDoor.Anonymous;
     private int _attempts;
 
     // Request: bytes not yet sent upstream, or (while retaining) every byte, for a replay.
@@ -413,14 +415,17 @@ internal sealed class RelayStream
             }
         }
 
-        if (model.Length == 0 || !_relay.Routes(model) || !_relay.Router.TryGet(model, out var replicas) || Deadline() is { } left && left <= TimeSpan.Zero)
+        if (model.Length == 0 || !_relay.Router.TryGet(model, out var replicas) || !_relay.Models.TryGetValue(model, out var route)
+            || Deadline() is { } left && left <= TimeSpan.Zero)
         {
             ToPipeline();
             return;
         }
 
         var destination = replicas.Pick();
-        if (destination is null)
+
+        // The door last, so that only a call about to go to a replica spends a request of its tenant's budget.
+        if (destination is null || !_relay.Door.TryAdmitForRelay(Find(_headers, GatewayDoor.ApiKeyHeader), route, out _tenant))
         {
             ToPipeline();
             return;
@@ -510,17 +515,22 @@ internal sealed class RelayStream
         }
 
         // The replica learns the caller's tenant from the gateway only: a client's own header never
-        // passes (the relay serves an open door, so there is no tenant to tell). It gets what is
-        // left of the caller's deadline, not the whole of it.
-        var headers = new List<HeaderField>(_headers.Count);
+        // passes, and with a door that names tenants the credentials stay here and the tenant goes
+        // on. The replica gets what is left of the caller's deadline, not the whole of it.
+        var headers = new List<HeaderField>(_headers.Count + 1);
         foreach (var field in _headers)
         {
-            if (field.Name is Core.Jobs.TenantHeader.Name or "grpc-timeout")
+            if (field.Name is Core.Jobs.TenantHeader.Name or "grpc-timeout" || (_relay.RequiresIdentity && field.Name is GatewayDoor.ApiKeyHeader or "authorization"))
             {
                 continue;
             }
 
             headers.Add(field);
+        }
+
+        if (_relay.RequiresIdentity)
+        {
+            headers.Add(new HeaderField(Core.Jobs.TenantHeader.Name, Core.Jobs.TenantHeader.Encode(_tenant)));
         }
 
         if (left is { } remaining)
