@@ -68,23 +68,6 @@ public static class GatewayExtensions
             });
         });
 
-        // With the relay on, Kestrel's HTTP/2 connections are the gateway's pipeline behind a relayed
-        // client connection: idle as long as that client sends only relayed calls, and not to be
-        // closed for it (the client's own connection is the relay's, which sets no idle limit).
-        services.AddOptions<KestrelServerOptions>().Configure<IServiceProvider>((k, sp) =>
-        {
-            try
-            {
-                if (sp.GetRequiredService<FrameRelay>().Enabled)
-                {
-                    k.Limits.KeepAliveTimeout = Timeout.InfiniteTimeSpan;
-                }
-            }
-            catch (OptionsValidationException)
-            {
-                // Invalid settings: CheckSettings reports every problem before anything listens.
-            }
-        });
         return builder;
     }
 
@@ -93,7 +76,7 @@ public static class GatewayExtensions
         var door = app.Services.GetRequiredService<GatewayDoor>();
         app.Use(async (context, next) =>
         {
-            if (s_guardedServerCalls.Contains(context.Request.Path.Value, StringComparer.Ordinal) && !await door.AdmitAsync(context))
+            if (s_guardedServerCalls.Contains(context.Request.Path.Value, StringComparer.OrdinalIgnoreCase) && !await door.AdmitAsync(context))
             {
                 return;
             }

@@ -65,7 +65,7 @@ public sealed class RelayTests(SharedReplicas shared)
     [Fact]
     public async Task LargeMessage_TakesPipeline_AndIsAnswered()
     {
-        // Above the relay's message limit (min(MaxRequestBytes, 256 KiB)) the pipeline streams the call.
+        // Above the relay's message limit (min(MaxRequestBytes, 64 KiB)) the pipeline streams the call.
         await using var gateway = await StartGatewayAsync(s => s.Set("MaxRequestBytes", "1024"));
         var relay = gateway.Services.GetRequiredService<FrameRelay>();
         var client = new GRPCInferenceService.GRPCInferenceServiceClient(gateway.Channel);
@@ -135,6 +135,56 @@ public sealed class RelayTests(SharedReplicas shared)
         await Rpc.FailsAsync(StatusCode.PermissionDenied, () => client.ModelInferAsync(Digits.Request(0), deadline: Rpc.Deadline(), cancellationToken: Rpc.Ct).ResponseAsync);
 
         Assert.Equal(0, relay.RelayedCalls);
+    }
+
+    [Fact]
+    public async Task MalformedHeaders_NeverReachAReplica_ClientKeepsItsConnection()
+    {
+        // An upper-case field name is malformed HTTP/2. Relayed, it could make the replica's Kestrel
+        // fail the connection every client shares; the relay sends it to this client's pipeline,
+        // where Kestrel refuses it. The client's connection stays and other clients never notice.
+        await using var gateway = await StartGatewayAsync();
+        var relay = gateway.Services.GetRequiredService<FrameRelay>();
+        var client = new GRPCInferenceService.GRPCInferenceServiceClient(gateway.Channel);
+        await client.ModelInferAsync(Digits.Request(0), deadline: Rpc.Deadline(), cancellationToken: Rpc.Ct);
+        var pipelinesBefore = relay.PipelinesStarted;
+        var relayedBefore = relay.RelayedCalls;
+
+        await using var raw = await RawH2.ConnectAsync(gateway.Address);
+        var body = RawGrpc.Frame(new ModelMetadataRequest { Name = Digits.Model });
+        var evil = await raw.CallAsync(1, "ModelMetadata", body, ("X-Evil", "1"));
+        var fine = await raw.CallAsync(3, "ModelMetadata", body);
+
+        // Headers beyond Kestrel's 32 KiB limit (sent on in CONTINUATION frames) fail the whole
+        // pipeline connection; the next call on the client's connection gets a fresh pipeline.
+        var huge = await raw.CallAsync(5, "ModelMetadata", body, ("x-huge", new string('h', 40_000)));
+        var again = await raw.CallAsync(7, "ModelMetadata", body);
+        var other = await client.ModelInferAsync(Digits.Request(1), deadline: Rpc.Deadline(), cancellationToken: Rpc.Ct);
+
+        Assert.NotEqual("0", evil);
+        Assert.Equal("0", fine);
+        Assert.NotEqual("0", huge);
+        Assert.Equal("0", again);
+        Assert.Equal(Digits.Classes, Digits.LogitCount(other));
+        Assert.Equal(relayedBefore + 3, relay.RelayedCalls); // the two fine calls and the other client's
+        Assert.Equal(pipelinesBefore + 2, relay.PipelinesStarted);
+        Assert.DoesNotContain(gateway.Logs.Entries, e => e.Message.Contains("failed", StringComparison.Ordinal) && e.Message.Contains("replica", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task SlowFirstMessage_HandedToPipeline_StillAnswered()
+    {
+        await using var gateway = await StartGatewayAsync();
+        var relay = gateway.Services.GetRequiredService<FrameRelay>();
+        await using var raw = await RawH2.ConnectAsync(gateway.Address);
+        var pipelineBefore = relay.PipelineCalls;
+        var relayedBefore = relay.RelayedCalls;
+
+        var status = await raw.CallAsync(1, "ModelMetadata", RawGrpc.Frame(new ModelMetadataRequest { Name = Digits.Model }), FrameRelay.FirstMessageTimeout + TimeSpan.FromSeconds(1.5));
+
+        Assert.Equal("0", status);
+        Assert.Equal(relayedBefore, relay.RelayedCalls);
+        Assert.Equal(pipelineBefore + 1, relay.PipelineCalls);
     }
 
     [Fact]
@@ -234,6 +284,104 @@ public sealed class RelayTests(SharedReplicas shared)
         finally
         {
             folder.Delete(recursive: true);
+        }
+    }
+
+    /// <summary>An HTTP/2 client written frame by frame, for requests no client library sends.</summary>
+    private sealed class RawH2 : IAsyncDisposable
+    {
+        private readonly System.Net.Sockets.TcpClient _tcp;
+        private readonly System.Net.Sockets.NetworkStream _stream;
+        private readonly HpackDecoder _decoder = new();
+
+        private RawH2(System.Net.Sockets.TcpClient tcp)
+        {
+            _tcp = tcp;
+            _stream = tcp.GetStream();
+        }
+
+        public static async Task<RawH2> ConnectAsync(Uri address)
+        {
+            var tcp = new System.Net.Sockets.TcpClient();
+            await tcp.ConnectAsync(address.Host, address.Port, Rpc.Ct);
+            var raw = new RawH2(tcp);
+            await raw._stream.WriteAsync(Http2.Preface.ToArray(), Rpc.Ct);
+            await raw.WriteFrameAsync(Http2.Type.Settings, 0, 0, []);
+            return raw;
+        }
+
+        /// <summary>Sends one unary call on <paramref name="streamId"/>; returns its grpc-status, or "RST n" when the stream was reset.</summary>
+        public Task<string> CallAsync(int streamId, string method, byte[] body, params (string Name, string Value)[] extra) =>
+            CallAsync(streamId, method, body, TimeSpan.Zero, extra);
+
+        /// <summary>As above; with a <paramref name="pause"/>, the body goes in two halves that far apart.</summary>
+        public async Task<string> CallAsync(int streamId, string method, byte[] body, TimeSpan pause, params (string Name, string Value)[] extra)
+        {
+            var block = new System.Buffers.ArrayBufferWriter<byte>();
+            foreach (var (name, value) in new[] { (":method", "POST"), (":scheme", "http"), (":path", RawGrpc.Inference + method), (":authority", "relay-test"), ("content-type", "application/grpc"), ("te", "trailers") }.Concat(extra))
+            {
+                HpackEncoder.Write(block, name, value);
+            }
+
+            var chunks = block.WrittenSpan.ToArray().Chunk(Http2.DefaultMaxFrameSize).ToList();
+            for (var i = 0; i < chunks.Count; i++)
+            {
+                await WriteFrameAsync(i == 0 ? Http2.Type.Headers : Http2.Type.Continuation, i == chunks.Count - 1 ? Http2.Flags.EndHeaders : (byte)0, streamId, chunks[i]);
+            }
+
+            if (pause > TimeSpan.Zero)
+            {
+                await WriteFrameAsync(Http2.Type.Data, 0, streamId, body[..(body.Length / 2)]);
+                await Task.Delay(pause, Rpc.Ct);
+                body = body[(body.Length / 2)..];
+            }
+
+            await WriteFrameAsync(Http2.Type.Data, Http2.Flags.EndStream, streamId, body);
+            var header = new byte[Http2.FrameHeaderLength];
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(Rpc.Ct);
+            timeout.CancelAfter(TimeSpan.FromSeconds(10));
+            while (true)
+            {
+                await _stream.ReadExactlyAsync(header, timeout.Token);
+                var length = (header[0] << 16) | (header[1] << 8) | header[2];
+                var payload = new byte[length];
+                await _stream.ReadExactlyAsync(payload, timeout.Token);
+                var id = System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(header.AsSpan(5)) & int.MaxValue;
+                var fields = new List<HeaderField>();
+                if (header[3] == Http2.Type.Headers)
+                {
+                    _decoder.Decode(payload, fields); // decoded for every stream: the table is the connection's
+                }
+
+                if (id != streamId)
+                {
+                    continue;
+                }
+
+                if (header[3] == Http2.Type.RstStream)
+                {
+                    return $"RST {System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(payload)}";
+                }
+
+                if (fields.FirstOrDefault(f => f.Name == "grpc-status") is { Name: not null } status)
+                {
+                    return status.Value;
+                }
+            }
+        }
+
+        private async Task WriteFrameAsync(byte type, byte flags, int streamId, byte[] payload)
+        {
+            var frame = new byte[Http2.FrameHeaderLength + payload.Length];
+            Http2.WriteFrameHeader(frame, payload.Length, type, flags, streamId);
+            payload.CopyTo(frame, Http2.FrameHeaderLength);
+            await _stream.WriteAsync(frame, Rpc.Ct);
+        }
+
+        public ValueTask DisposeAsync()
+        {
+            _tcp.Dispose();
+            return ValueTask.CompletedTask;
         }
     }
 

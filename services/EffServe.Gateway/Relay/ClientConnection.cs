@@ -22,6 +22,7 @@ internal sealed class ClientConnection : RelayConnection
     private int _lastStreamId; // the last stream accepted (what GOAWAY names)
     private int _highestStreamId; // the last stream the client opened, accepted or not
     private volatile bool _draining;
+    private long _idleSince = System.Diagnostics.Stopwatch.GetTimestamp(); // when the last stream ended; under the table lock
 
     public ClientConnection(FrameRelay relay, ConnectionContext context, ConnectionDelegate next)
         : base(context.Transport.Input, context.Transport.Output)
@@ -47,13 +48,14 @@ internal sealed class ClientConnection : RelayConnection
                 return _pipeline;
             }
 
-            if (IsClosed || _pipeline is not null)
+            if (IsClosed)
             {
-                // Kestrel's side of this connection ended: the client gets GOAWAY and reconnects.
-                ThreadPool.UnsafeQueueUserWorkItem(static c => c.Drain(), this, preferLocal: false);
                 return null;
             }
 
+            // None yet, or Kestrel's side ended (its idle limit, or an error of this client's):
+            // Kestrel serves this connection afresh over a new pipe.
+            _relay.PipelineStarted();
             var toPipeline = new Pipe();
             var fromPipeline = new Pipe();
             _context.Transport = new DuplexPipe(toPipeline.Reader, fromPipeline.Writer);
@@ -77,6 +79,27 @@ internal sealed class ClientConnection : RelayConnection
         }
     }
 
+    /// <summary>Housekeeping, once a second: streams slow to send their first message, and the idle limit.</summary>
+    public void Tick(long now)
+    {
+        bool idle;
+        lock (TableLock)
+        {
+            idle = Streams.Count == 0 && !_draining && System.Diagnostics.Stopwatch.GetElapsedTime(_idleSince, now) > FrameRelay.IdleTimeout;
+        }
+
+        if (idle)
+        {
+            Drain();
+            return;
+        }
+
+        foreach (var stream in Snapshot())
+        {
+            stream.Tick(now);
+        }
+    }
+
     /// <summary>The gateway is stopping: no new streams; the connection closes when the open ones end.</summary>
     public void Drain()
     {
@@ -96,7 +119,10 @@ internal sealed class ClientConnection : RelayConnection
     {
         lock (TableLock)
         {
-            Streams.Remove(streamId);
+            if (Streams.Remove(streamId) && Streams.Count == 0)
+            {
+                _idleSince = System.Diagnostics.Stopwatch.GetTimestamp();
+            }
         }
 
         if (_draining)
@@ -125,9 +151,14 @@ internal sealed class ClientConnection : RelayConnection
             return;
         }
 
-        if ((streamId & 1) == 0 || streamId <= _highestStreamId)
+        if ((streamId & 1) == 0)
         {
             throw new Http2ProtocolException(Http2.Error.ProtocolError, $"stream {streamId} cannot be opened by the client");
+        }
+
+        if (streamId <= _highestStreamId)
+        {
+            return; // a stream the relay already closed (answered or reset): what was in flight for it is dropped
         }
 
         _highestStreamId = streamId;
@@ -155,7 +186,7 @@ internal sealed class ClientConnection : RelayConnection
         stream.Start(endStream);
     }
 
-    protected override void OnData(int streamId, ReadOnlySpan<byte> data, bool endStream) => Find(streamId)?.OnClientData(data, endStream);
+    protected override bool OnData(int streamId, ReadOnlySpan<byte> data, bool endStream) => Find(streamId)?.OnClientData(data, endStream) ?? false;
 
     protected override void OnReset(int streamId, int code) => Find(streamId)?.OnClientReset();
 

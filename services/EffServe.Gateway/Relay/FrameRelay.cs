@@ -40,11 +40,13 @@ public sealed class FrameRelay : IDisposable
     private readonly ConcurrentDictionary<ClientConnection, byte> _clients = new();
     private readonly TimeSpan _connectTimeout = TimeSpan.FromSeconds(5);
     private readonly CancellationTokenRegistration _stopping;
-    private readonly Timer _prune;
+    private readonly Timer _tick;
+    private int _ticks;
     private readonly Meter _meter;
     private readonly Histogram<double> _duration;
     private long _relayed;
     private long _pipelined;
+    private long _pipelines;
 
     public FrameRelay(IOptions<GatewayOptions> options, ModelRouter router, Door.GatewayDoor door, ILogger<Forwarding.ModelCallForwarder> logger, IHostApplicationLifetime lifetime, IMeterFactory meters, TelemetryWiring? telemetry = null)
     {
@@ -52,7 +54,7 @@ public sealed class FrameRelay : IDisposable
         Router = router;
         Logger = logger; // the forwarding path's events, under the forwarder's category whichever path a call takes
         PassiveHealthPenalty = o.PassiveHealthPenalty;
-        MaxRelayedMessage = Math.Min(o.MaxRequestBytes, 256 * 1024);
+        MaxRelayedMessage = Math.Min(o.MaxRequestBytes, MaxRelayedMessageLimit);
         Door = door;
         Models = o.Models;
         RequiresIdentity = o.Door.RequiresIdentity;
@@ -64,7 +66,7 @@ public sealed class FrameRelay : IDisposable
             _ => null,
         };
         _stopping = lifetime.ApplicationStopping.Register(DrainAll);
-        _prune = new Timer(static r => ((FrameRelay)r!).PrunePools(), this, TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(30));
+        _tick = new Timer(static r => ((FrameRelay)r!).Tick(), this, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
         _meter = meters.Create(MeterName);
         _duration = _meter.CreateHistogram("effserve.gateway.request.duration", "s",
             "Time from a call's headers reaching the relay to its last frame leaving it, by method, model, gRPC status and path (relay: straight to a replica; pipeline: the gateway's ASP.NET Core pipeline).",
@@ -76,6 +78,11 @@ public sealed class FrameRelay : IDisposable
 
     /// <summary>Calls the relay sent straight to a replica.</summary>
     internal long RelayedCalls => Interlocked.Read(ref _relayed);
+
+    /// <summary>Kestrel pipelines started behind relayed connections (one per connection, again after one ends).</summary>
+    internal long PipelinesStarted => Interlocked.Read(ref _pipelines);
+
+    internal void PipelineStarted() => Interlocked.Increment(ref _pipelines);
 
     /// <summary>Streams the relay passed to the gateway's pipeline.</summary>
     internal long PipelineCalls => Interlocked.Read(ref _pipelined);
@@ -91,6 +98,21 @@ public sealed class FrameRelay : IDisposable
     internal ILogger Logger { get; }
 
     internal TimeSpan PassiveHealthPenalty { get; }
+
+    /// <summary>How long a new connection may take to send the HTTP/2 preface before Kestrel gets it as it is.</summary>
+    internal static readonly TimeSpan PrefaceTimeout = TimeSpan.FromSeconds(10);
+
+    /// <summary>A relayed connection with no stream open for this long gets GOAWAY (Kestrel's default keep-alive limit).</summary>
+    internal static readonly TimeSpan IdleTimeout = TimeSpan.FromSeconds(130);
+
+    /// <summary>
+    /// A stream whose first message is not whole after this long goes to the pipeline, where
+    /// Kestrel's minimum request data rate applies to it.
+    /// </summary>
+    internal static readonly TimeSpan FirstMessageTimeout = TimeSpan.FromSeconds(5);
+
+    /// <summary>The largest first message the relay waits for (64 KiB); see <see cref="RelayConnection.ConnectionReceiveWindow"/>.</summary>
+    internal const int MaxRelayedMessageLimit = 64 * 1024;
 
     /// <summary>Larger first messages go to the pipeline, which streams them and enforces the size limit.</summary>
     internal int MaxRelayedMessage { get; }
@@ -137,25 +159,130 @@ public sealed class FrameRelay : IDisposable
     /// <summary>Whether the door names a tenant (API keys or JWT): the relay then tells the replica, and drops the credentials.</summary>
     internal bool RequiresIdentity { get; }
 
+    /// <summary>
+    /// What the relay does with a stream, from its request headers. Only a well-formed gRPC request
+    /// (as Kestrel would accept it) to a relayed method goes straight on; anything else, malformed
+    /// headers included, is the pipeline's, whose Kestrel judges it on this client's own connection
+    /// and never on a replica connection other clients share.
+    /// </summary>
     internal static RelayCall Classify(List<HeaderField> headers)
     {
         string? path = null;
         string? contentType = null;
+        var method = false;
+        var scheme = false;
+        var authority = false;
+        var regular = false;
+        var apiKeys = 0;
+        var size = 0;
+        if (headers.Count > MaxRelayedFields)
+        {
+            return RelayCall.Pipeline;
+        }
+
         foreach (var field in headers)
         {
+            size += field.Name.Length + field.Value.Length;
+            if (size > MaxRelayedHeaderBytes || !ValidValue(field.Value))
+            {
+                return RelayCall.Pipeline;
+            }
+
+            if (field.Name.StartsWith(':'))
+            {
+                // Pseudo-headers first, each once, and only the four of a request.
+                if (regular)
+                {
+                    return RelayCall.Pipeline;
+                }
+
+                switch (field.Name)
+                {
+                    case ":method" when !method && field.Value == "POST":
+                        method = true;
+                        break;
+                    case ":scheme" when !scheme:
+                        scheme = true;
+                        break;
+                    case ":authority" when !authority:
+                        authority = true;
+                        break;
+                    case ":path" when path is null:
+                        path = field.Value;
+                        break;
+                    default:
+                        return RelayCall.Pipeline;
+                }
+
+                continue;
+            }
+
+            regular = true;
+            if (!ValidName(field.Name) || field.Name is "connection" or "keep-alive" or "proxy-connection" or "transfer-encoding" or "upgrade"
+                || (field.Name == "te" && field.Value != "trailers"))
+            {
+                return RelayCall.Pipeline;
+            }
+
             switch (field.Name)
             {
-                case ":path":
-                    path = field.Value;
-                    break;
                 case "content-type":
                     contentType = field.Value;
+                    break;
+                case GatewayDoorHeader:
+                    apiKeys++;
                     break;
             }
         }
 
-        return path is not null && contentType is not null && contentType.StartsWith("application/grpc", StringComparison.Ordinal)
+        // A repeated API key is the pipeline's to refuse, as it always was.
+        return method && scheme && path is not null && apiKeys <= 1 && contentType is not null
+            && contentType.StartsWith("application/grpc", StringComparison.Ordinal)
             && s_calls.TryGetValue(path, out var call) ? call : RelayCall.Pipeline;
+    }
+
+    /// <summary>
+    /// Header limits well inside Kestrel's defaults (100 fields, 32 KiB): a replica never sees a
+    /// header block it would fail its connection for, a connection every client shares.
+    /// </summary>
+    private const int MaxRelayedFields = 64;
+
+    private const int MaxRelayedHeaderBytes = 16 * 1024;
+
+    private const string GatewayDoorHeader = EffServe.Gateway.Door.GatewayDoor.ApiKeyHeader;
+
+    /// <summary>An HTTP/2 field name: a non-empty token in lowercase.</summary>
+    private static bool ValidName(string name)
+    {
+        if (name.Length == 0)
+        {
+            return false;
+        }
+
+        foreach (var c in name)
+        {
+            var ok = c is (>= 'a' and <= 'z') or (>= '0' and <= '9') or '!' or '#' or '$' or '%' or '&' or '\'' or '*' or '+' or '-' or '.' or '^' or '_' or '`' or '|' or '~';
+            if (!ok)
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    /// <summary>A field value without control characters (tab allowed) and without surrounding whitespace.</summary>
+    private static bool ValidValue(string value)
+    {
+        foreach (var c in value)
+        {
+            if ((c < 0x20 && c != '\t') || c == 0x7F)
+            {
+                return false;
+            }
+        }
+
+        return value.Length == 0 || (value[0] is not (' ' or '\t') && value[^1] is not (' ' or '\t'));
     }
 
     /// <summary>One stream through the relay has ended.</summary>
@@ -189,13 +316,15 @@ public sealed class FrameRelay : IDisposable
         while (true)
         {
             System.IO.Pipelines.ReadResult result;
+            using var wait = CancellationTokenSource.CreateLinkedTokenSource(context.ConnectionClosed);
+            wait.CancelAfter(PrefaceTimeout);
             try
             {
-                result = await input.ReadAsync(context.ConnectionClosed).ConfigureAwait(false);
+                result = await input.ReadAsync(wait.Token).ConfigureAwait(false);
             }
             catch (OperationCanceledException)
             {
-                return false;
+                return false; // silent or gone: Kestrel's own limits take it from here
             }
 
             var buffer = result.Buffer;
@@ -223,6 +352,21 @@ public sealed class FrameRelay : IDisposable
         }
     }
 
+    /// <summary>Once a second: slow first messages and idle connections; every 30 s, departed replicas.</summary>
+    private void Tick()
+    {
+        var now = System.Diagnostics.Stopwatch.GetTimestamp();
+        foreach (var client in _clients.Keys)
+        {
+            client.Tick(now);
+        }
+
+        if (++_ticks % 30 == 0)
+        {
+            PrunePools();
+        }
+    }
+
     /// <summary>Closes the connections to replicas that left every model's rotation (DNS answers change).</summary>
     private void PrunePools()
     {
@@ -231,7 +375,7 @@ public sealed class FrameRelay : IDisposable
         {
             if (!current.Contains(destination) && _pools.TryRemove(destination, out _))
             {
-                pool.CloseAll();
+                pool.CloseAll(now: false); // calls under way finish, as they would through HttpClient
             }
         }
     }
@@ -247,11 +391,11 @@ public sealed class FrameRelay : IDisposable
     public void Dispose()
     {
         _stopping.Dispose();
-        _prune.Dispose();
+        _tick.Dispose();
         _meter.Dispose();
         foreach (var pool in _pools.Values)
         {
-            pool.CloseAll();
+            pool.CloseAll(now: true);
         }
     }
 }

@@ -15,8 +15,13 @@ internal abstract class RelayConnection
     /// <summary>The receive window the relay grants a peer's stream; credit returns as data moves on.</summary>
     public const int StreamReceiveWindow = 1 << 20;
 
-    /// <summary>The connection-level receive window the relay grants a peer.</summary>
-    public const int ConnectionReceiveWindow = 16 << 20;
+    /// <summary>
+    /// The connection-level receive window the relay grants a peer: what the relay may hold for one
+    /// connection at most, since credit returns only as bytes move on. It exceeds what streams
+    /// waiting for their first message can hold together (100 × <see cref="FrameRelay.MaxRelayedMessageLimit"/>),
+    /// so they can never starve each other of window.
+    /// </summary>
+    public const int ConnectionReceiveWindow = 8 << 20;
 
     [ThreadStatic]
     private static List<RelayConnection>? t_batch;
@@ -30,7 +35,7 @@ internal abstract class RelayConnection
     private bool _flushing;
     private volatile bool _closing;
     private long _sendWindow = Http2.DefaultWindow;
-    private int _connectionCredit;
+    private long _connectionCredit;
 
     // A header block being assembled from HEADERS and CONTINUATION frames.
     private ArrayBufferWriter<byte>? _headerBlock;
@@ -149,7 +154,11 @@ internal abstract class RelayConnection
 
     protected abstract void OnHeaders(int streamId, List<HeaderField> fields, bool endStream);
 
-    protected abstract void OnData(int streamId, ReadOnlySpan<byte> data, bool endStream);
+    /// <summary>
+    /// DATA for a stream; true when a stream took the bytes, and with them the duty to return their
+    /// connection-level credit (<see cref="ReturnConnectionCredit"/>) once they have moved on.
+    /// </summary>
+    protected abstract bool OnData(int streamId, ReadOnlySpan<byte> data, bool endStream);
 
     protected abstract void OnReset(int streamId, int code);
 
@@ -393,14 +402,13 @@ internal abstract class RelayConnection
         MarkDirty();
     }
 
-    /// <summary>Counts bytes read toward connection-level credit, given back to the peer a quarter window at a time.</summary>
-    private void AddConnectionCredit(int bytes)
+    /// <summary>Counts bytes done with toward connection-level credit, given back to the peer a quarter window at a time.</summary>
+    public void ReturnConnectionCredit(long bytes)
     {
-        _connectionCredit += bytes;
-        if (_connectionCredit >= ConnectionReceiveWindow / 4)
+        if (bytes > 0 && Interlocked.Add(ref _connectionCredit, bytes) >= ConnectionReceiveWindow / 4)
         {
-            WriteWindowUpdate(0, _connectionCredit);
-            _connectionCredit = 0;
+            var credit = Interlocked.Exchange(ref _connectionCredit, 0);
+            WriteWindowUpdate(0, (int)credit);
         }
     }
 
@@ -568,12 +576,11 @@ internal abstract class RelayConnection
         {
             case Http2.Type.Data:
                 {
-                    var flowLength = payload.Length;
                     var data = Unpad(flags, payload);
-                    OnData(streamId, data, (flags & Http2.Flags.EndStream) != 0);
+                    var held = OnData(streamId, data, (flags & Http2.Flags.EndStream) != 0);
 
-                    // Connection-level credit returns as frames are read: what a stream holds is bounded by its own window.
-                    AddConnectionCredit(flowLength);
+                    // Padding, and bytes no stream took, are credited now; the rest as they move on.
+                    ReturnConnectionCredit(held ? payload.Length - data.Length : payload.Length);
                     break;
                 }
 

@@ -51,6 +51,7 @@ internal sealed class RelayStream
     private long _upWindowDelta; // the upstream stream's window less the peer's initial window
     private int _creditedTo; // body bytes already credited to the client (a replay credits nothing twice)
     private int _clientCredit;
+    private long _clientOwed; // request bytes taken whose connection-level credit the client has not got back
 
     // Response: bytes the client's window did not take yet, then perhaps the trailers.
     private ArrayBufferWriter<byte>? _response;
@@ -60,6 +61,7 @@ internal sealed class RelayStream
     private bool _responseStarted;
     private long _clientWindowDelta; // the client stream's window less the client's initial window
     private int _upCredit;
+    private long _upOwed; // response bytes taken whose connection-level credit the upstream has not got back
 
     public RelayStream(FrameRelay relay, ClientConnection client, int clientId, List<HeaderField> headers)
     {
@@ -96,16 +98,18 @@ internal sealed class RelayStream
         }
     }
 
-    public void OnClientData(ReadOnlySpan<byte> data, bool endStream)
+    /// <summary>Request bytes; false when the stream no longer takes any (the connection credits them at once).</summary>
+    public bool OnClientData(ReadOnlySpan<byte> data, bool endStream)
     {
         lock (_lock)
         {
             if (_state == State.Done || _clientEnded)
             {
-                return;
+                return false;
             }
 
             _clientEnded = endStream;
+            _clientOwed += data.Length;
             switch (_state)
             {
                 case State.WaitingForMessage:
@@ -151,6 +155,8 @@ internal sealed class RelayStream
                     break;
             }
         }
+
+        return true;
     }
 
     /// <summary>More bytes than the one message of a relayed unary call: INVALID_ARGUMENT, as the pipeline answers.</summary>
@@ -168,12 +174,24 @@ internal sealed class RelayStream
         Answer(StatusCode.InvalidArgument, $"The request is not a well-formed gRPC message: the body holds more than the {_message} bytes its frame says; a unary call carries exactly one message.");
     }
 
+    /// <summary>A first message slower than <see cref="FrameRelay.FirstMessageTimeout"/> goes to the pipeline, and its data-rate limit.</summary>
+    public void Tick(long now)
+    {
+        lock (_lock)
+        {
+            if (_state == State.WaitingForMessage && Stopwatch.GetElapsedTime(_started, now) > FrameRelay.FirstMessageTimeout)
+            {
+                ToPipeline();
+            }
+        }
+    }
+
     /// <summary>gRPC clients send no trailers; if one does, the request simply ends there.</summary>
     public void OnClientTrailers(List<HeaderField> fields, bool endStream)
     {
         if (endStream)
         {
-            OnClientData([], endStream: true);
+            _ = OnClientData([], endStream: true);
         }
     }
 
@@ -257,20 +275,22 @@ internal sealed class RelayStream
         }
     }
 
-    public void OnUpstreamData(UpstreamConnection from, ReadOnlySpan<byte> data, bool endStream)
+    /// <summary>Response bytes; false when the stream no longer takes any from <paramref name="from"/>.</summary>
+    public bool OnUpstreamData(UpstreamConnection from, ReadOnlySpan<byte> data, bool endStream)
     {
         lock (_lock)
         {
             if (_state == State.Done || from != _up)
             {
-                return;
+                return false;
             }
 
+            _upOwed += data.Length;
             if (_response is { WrittenCount: > 0 })
             {
                 _response.Write(data);
                 _responseEndPending = endStream;
-                return;
+                return true;
             }
 
             var sent = _client.WriteData(_clientId, ref _clientWindowDelta, data, endStream);
@@ -286,6 +306,8 @@ internal sealed class RelayStream
                 Finish(resetClient: !_clientEnded);
             }
         }
+
+        return true;
     }
 
     public void OnUpstreamReset(UpstreamConnection from, int code)
@@ -627,6 +649,8 @@ internal sealed class RelayStream
             _up.WriteReset(_upId, Http2.Error.Cancel);
         }
 
+        _up.ReturnConnectionCredit(_upOwed);
+        _upOwed = 0;
         _up.Forget(_upId);
         _up = null;
     }
@@ -724,8 +748,14 @@ internal sealed class RelayStream
                 _up.WriteReset(_upId, Http2.Error.Cancel);
             }
 
+            _up.ReturnConnectionCredit(_upOwed);
             _up.Forget(_upId);
         }
+
+        // Whatever the stream took and did not pass on is the connections' again.
+        _client.ReturnConnectionCredit(_clientOwed);
+        _clientOwed = 0;
+        _upOwed = 0;
 
         _destination?.Leave();
         _destination = null;
@@ -785,6 +815,9 @@ internal sealed class RelayStream
 
     private void GiveClientCredit(int bytes)
     {
+        var owed = Math.Min(bytes, _clientOwed);
+        _clientOwed -= owed;
+        _client.ReturnConnectionCredit(owed);
         _clientCredit += bytes;
         if (!_clientEnded && _clientCredit >= RelayConnection.StreamReceiveWindow / 4)
         {
@@ -795,6 +828,9 @@ internal sealed class RelayStream
 
     private void GiveUpstreamCredit(int bytes)
     {
+        var owed = Math.Min(bytes, _upOwed);
+        _upOwed -= owed;
+        _up?.ReturnConnectionCredit(owed);
         _upCredit += bytes;
         if (_up is not null && _upCredit >= RelayConnection.StreamReceiveWindow / 4)
         {

@@ -13,6 +13,7 @@ internal sealed class UpstreamConnection : RelayConnection
 {
     private int _nextStreamId = 1;
     private volatile bool _draining;
+    private volatile bool _goAwayError; // the peer ended the connection over a protocol disagreement, not by dying
     private bool _ended; // under the table lock: no stream may be added once the connection's end was announced
 
     public UpstreamConnection(PipeReader input, PipeWriter output, Destination? destination, ILogger logger)
@@ -63,6 +64,21 @@ internal sealed class UpstreamConnection : RelayConnection
             }
         });
 
+    /// <summary>No new streams; the connection closes once those open end.</summary>
+    public void Drain()
+    {
+        _draining = true;
+        lock (TableLock)
+        {
+            if (Streams.Count > 0)
+            {
+                return;
+            }
+        }
+
+        Close();
+    }
+
     public void Forget(int streamId)
     {
         bool closeNow;
@@ -87,7 +103,7 @@ internal sealed class UpstreamConnection : RelayConnection
 
     protected override void OnHeaders(int streamId, List<HeaderField> fields, bool endStream) => Find(streamId)?.OnUpstreamHeaders(this, fields, endStream);
 
-    protected override void OnData(int streamId, ReadOnlySpan<byte> data, bool endStream) => Find(streamId)?.OnUpstreamData(this, data, endStream);
+    protected override bool OnData(int streamId, ReadOnlySpan<byte> data, bool endStream) => Find(streamId)?.OnUpstreamData(this, data, endStream) ?? false;
 
     protected override void OnReset(int streamId, int code) => Find(streamId)?.OnUpstreamReset(this, code);
 
@@ -104,6 +120,7 @@ internal sealed class UpstreamConnection : RelayConnection
     protected override void OnGoAway(int lastStreamId, int code)
     {
         _draining = true;
+        _goAwayError |= code != Http2.Error.NoError;
         List<RelayStream> refused = [];
         lock (TableLock)
         {
@@ -147,7 +164,7 @@ internal sealed class UpstreamConnection : RelayConnection
 
         foreach (var stream in open)
         {
-            stream.OnUpstreamLost(this, transportFailure: true, failure?.Message ?? "the connection closed");
+            stream.OnUpstreamLost(this, transportFailure: !_goAwayError, failure?.Message ?? "the connection closed");
         }
     }
 
@@ -240,7 +257,8 @@ internal sealed class UpstreamPool(Destination destination, TimeSpan connectTime
         }
     }
 
-    public void CloseAll()
+    /// <summary>Every connection takes no new streams and closes once its open ones end (or at once, <paramref name="now"/>).</summary>
+    public void CloseAll(bool now)
     {
         List<UpstreamConnection> all;
         lock (_lock)
@@ -250,7 +268,14 @@ internal sealed class UpstreamPool(Destination destination, TimeSpan connectTime
 
         foreach (var connection in all)
         {
-            connection.Close();
+            if (now)
+            {
+                connection.Close();
+            }
+            else
+            {
+                connection.Drain();
+            }
         }
     }
 }
