@@ -132,6 +132,18 @@ public sealed class DoorTests(SharedReplicas shared) : IAsyncLifetime
         await Rpc.FailsAsync(StatusCode.Unauthenticated, () => new ZooService.ZooServiceClient(_gateway!.Channel).ListModelsAsync(new ListModelsRequest(), deadline: Rpc.Deadline(), cancellationToken: Rpc.Ct).ResponseAsync);
     }
 
+    [Theory]
+    [InlineData("/inference.grpcinferenceservice/repositoryindex")]
+    [InlineData("/INFERENCE.GRPCInferenceService/ModelStatistics")]
+    [InlineData("/effserve.v1.zooservice/listmodels")]
+    public async Task GuardedServerCall_PathInOtherCase_StillNeedsCredentials(string path)
+    {
+        // Routing matches paths without regard to case; so must the door.
+        var reply = await RawGrpc.PostAsync(_gateway!.Address, path, RawGrpc.Frame([]));
+
+        Assert.Equal(StatusCode.Unauthenticated, reply.Status);
+    }
+
     [Fact]
     public async Task RepositoryIndex_RightApiKey_Answered()
     {
