@@ -19,9 +19,10 @@ namespace EffServe.Gateway.Relay;
 /// the same connection, so every door, aggregation and error path stays as it is. Connections that
 /// do not start with the h2c preface (TLS, HTTP/1.1) pass to Kestrel untouched.
 ///
-/// The relay serves only where it changes nothing a caller can see: with the door open (no API keys,
-/// JWT or rate limit), replicas over h2c, and no spans to make. Otherwise every connection passes to
-/// Kestrel as before.
+/// The relay serves only where it changes nothing a caller can see: replicas over h2c and no spans
+/// to make. It keeps the door itself for API keys, tenant allow-lists and rate limits, and leaves
+/// every call it cannot admit (bearer tokens included) to the pipeline. With TLS to replicas or
+/// spans, every connection passes to Kestrel as before.
 /// </summary>
 public sealed class FrameRelay : IDisposable
 {
