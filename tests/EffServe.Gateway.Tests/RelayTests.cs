@@ -103,6 +103,44 @@ public sealed class RelayTests(SharedReplicas shared)
     }
 
     [Fact]
+    public async Task ManyCallsOnOneConnection_MoreBytesThanEveryWindow_NothingStalls()
+    {
+        // Connection-level credit returns only as bytes move on: a byte never credited back would
+        // shrink the window for good. 12+ MB each way on one connection (the windows are 8 MiB)
+        // would stall on such a leak; the deadlines would fail the calls.
+        await using var fake = await FakeBackend.StartAsync("big", FakeAnswer.LargeMetadata);
+        var settings = new GatewaySettings().Model(Digits.Model, shared.First.Address, shared.Second.Address).Model("big", fake.Address);
+        await using var gateway = await GatewayServer.StartAsync(settings.ToDictionary());
+        await gateway.WaitUntilServingAsync(Digits.Model);
+        await gateway.WaitUntilServingAsync("big");
+        var relay = gateway.Services.GetRequiredService<FrameRelay>();
+        var client = new GRPCInferenceService.GRPCInferenceServiceClient(gateway.Channel);
+        var relayedBefore = relay.RelayedCalls;
+        const int Calls = 1600;
+        var request = Digits.Request(0, batch: 32); // about 8 KB: 1,600 of them are about 13 MB in
+        var next = -1;
+
+        async Task CallerAsync()
+        {
+            while (Interlocked.Increment(ref next) < Calls)
+            {
+                var reply = await client.ModelInferAsync(request, deadline: Rpc.Deadline(), cancellationToken: Rpc.Ct);
+                Assert.Equal(32 * Digits.Classes, Digits.LogitCount(reply));
+            }
+        }
+
+        await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => CallerAsync()));
+        for (var i = 0; i < 5; i++)
+        {
+            // 3 MiB back each: 15 MiB out of one replica connection and into the client's.
+            var big = await client.ModelMetadataAsync(new ModelMetadataRequest { Name = "big" }, deadline: Rpc.Deadline(), cancellationToken: Rpc.Ct);
+            Assert.Equal(FakeBackend.LargePlatformLength, big.Platform.Length);
+        }
+
+        Assert.Equal(Calls + 5, relay.RelayedCalls - relayedBefore);
+    }
+
+    [Fact]
     public async Task GatewayStopping_CallsInFlightFinish_ClientMovesToNewConnection()
     {
         await using var fake = await FakeBackend.StartAsync("slow", FakeAnswer.SlowMetadata);
