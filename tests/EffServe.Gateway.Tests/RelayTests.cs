@@ -141,6 +141,30 @@ public sealed class RelayTests(SharedReplicas shared)
     }
 
     [Fact]
+    public async Task ClientThatReadsNothing_NeverStallsTheReplicaConnectionOthersShare()
+    {
+        // Nine 3 MiB responses held for a client whose window is 0 are more than any connection
+        // window; the replica connection must keep moving for everyone else.
+        await using var fake = await FakeBackend.StartAsync("big", FakeAnswer.LargeMetadata);
+        await using var gateway = await GatewayServer.StartAsync(new GatewaySettings().Model("big", fake.Address).ToDictionary());
+        await gateway.WaitUntilServingAsync("big");
+        var client = new GRPCInferenceService.GRPCInferenceServiceClient(gateway.Channel);
+        await using var sluggard = await RawH2.ConnectAsync(gateway.Address, initialWindow: 0);
+        var body = RawGrpc.Frame(new ModelMetadataRequest { Name = "big" });
+        for (var id = 1; id <= 17; id += 2)
+        {
+            await sluggard.SendAsync(id, "ModelMetadata", body);
+        }
+
+        await Eventually.UntilAsync(() => fake.Calls.Count >= 9, "the nine calls reach the replica");
+        for (var i = 0; i < 3; i++)
+        {
+            var reply = await client.ModelMetadataAsync(new ModelMetadataRequest { Name = "big" }, deadline: Rpc.Deadline(), cancellationToken: Rpc.Ct);
+            Assert.Equal(FakeBackend.LargePlatformLength, reply.Platform.Length);
+        }
+    }
+
+    [Fact]
     public async Task GatewayStopping_CallsInFlightFinish_ClientMovesToNewConnection()
     {
         await using var fake = await FakeBackend.StartAsync("slow", FakeAnswer.SlowMetadata);
@@ -194,18 +218,29 @@ public sealed class RelayTests(SharedReplicas shared)
         var fine = await raw.CallAsync(3, "ModelMetadata", body);
 
         // Headers beyond Kestrel's 32 KiB limit (sent on in CONTINUATION frames) fail the whole
-        // pipeline connection; the next call on the client's connection gets a fresh pipeline.
+        // pipeline connection; the next call on the client's connection gets a fresh pipeline, and
+        // the client's connection outlives the old pipeline's timers (Kestrel's write-rate check
+        // fires about 5 s after a connection ends).
         var huge = await raw.CallAsync(5, "ModelMetadata", body, ("x-huge", new string('h', 40_000)));
         var again = await raw.CallAsync(7, "ModelMetadata", body);
+
+        // More headers Kestrel fails a connection for: a malformed content-length, a value that is not UTF-8.
+        var length = await raw.CallAsync(9, "ModelMetadata", body, ("content-length", "abc"));
+        var latin = await raw.CallAsync(11, "ModelMetadata", body, ("x-name", "\u00ff\u00fe"));
+        await Task.Delay(TimeSpan.FromSeconds(7), Rpc.Ct);
+        var later = await raw.CallAsync(13, "ModelMetadata", body);
         var other = await client.ModelInferAsync(Digits.Request(1), deadline: Rpc.Deadline(), cancellationToken: Rpc.Ct);
 
         Assert.NotEqual("0", evil);
         Assert.Equal("0", fine);
         Assert.NotEqual("0", huge);
         Assert.Equal("0", again);
+        Assert.NotEqual("0", length);
+        Assert.NotEqual("0", latin);
+        Assert.Equal("0", later);
         Assert.Equal(Digits.Classes, Digits.LogitCount(other));
-        Assert.Equal(relayedBefore + 3, relay.RelayedCalls); // the two fine calls and the other client's
-        Assert.Equal(pipelinesBefore + 2, relay.PipelinesStarted);
+        Assert.Equal(relayedBefore + 4, relay.RelayedCalls); // the three fine calls and the other client's
+        Assert.True(relay.PipelinesStarted >= pipelinesBefore + 2, $"pipelines started: {relay.PipelinesStarted - pipelinesBefore}");
         Assert.DoesNotContain(gateway.Logs.Entries, e => e.Message.Contains("failed", StringComparison.Ordinal) && e.Message.Contains("replica", StringComparison.Ordinal));
     }
 
@@ -338,14 +373,35 @@ public sealed class RelayTests(SharedReplicas shared)
             _stream = tcp.GetStream();
         }
 
-        public static async Task<RawH2> ConnectAsync(Uri address)
+        /// <summary>Connects; with <paramref name="initialWindow"/> 0 the client takes no response bytes at all.</summary>
+        public static async Task<RawH2> ConnectAsync(Uri address, int? initialWindow = null)
         {
             var tcp = new System.Net.Sockets.TcpClient();
             await tcp.ConnectAsync(address.Host, address.Port, Rpc.Ct);
             var raw = new RawH2(tcp);
             await raw._stream.WriteAsync(Http2.Preface.ToArray(), Rpc.Ct);
-            await raw.WriteFrameAsync(Http2.Type.Settings, 0, 0, []);
+            var settings = new byte[initialWindow is null ? 0 : 6];
+            if (initialWindow is { } window)
+            {
+                System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(settings, Http2.Setting.InitialWindowSize);
+                System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(settings.AsSpan(2), window);
+            }
+
+            await raw.WriteFrameAsync(Http2.Type.Settings, 0, 0, settings);
             return raw;
+        }
+
+        /// <summary>Sends one unary call and reads nothing back.</summary>
+        public async Task SendAsync(int streamId, string method, byte[] body)
+        {
+            var block = new System.Buffers.ArrayBufferWriter<byte>();
+            foreach (var (name, value) in new[] { (":method", "POST"), (":scheme", "http"), (":path", RawGrpc.Inference + method), (":authority", "relay-test"), ("content-type", "application/grpc"), ("te", "trailers") })
+            {
+                HpackEncoder.Write(block, name, value);
+            }
+
+            await WriteFrameAsync(Http2.Type.Headers, Http2.Flags.EndHeaders, streamId, block.WrittenSpan.ToArray());
+            await WriteFrameAsync(Http2.Type.Data, Http2.Flags.EndStream, streamId, body);
         }
 
         /// <summary>Sends one unary call on <paramref name="streamId"/>; returns its grpc-status, or "RST n" when the stream was reset.</summary>

@@ -1,5 +1,6 @@
 using System.IO.Pipelines;
 using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Connections.Features;
 
 namespace EffServe.Gateway.Relay;
 
@@ -18,6 +19,8 @@ internal sealed class ClientConnection : RelayConnection
     private readonly ConnectionDelegate _next;
     private readonly Lock _pipelineLock = new();
     private UpstreamConnection? _pipeline;
+    private readonly List<PipelineContext> _live = [];
+    private bool _heartbeatForwarded;
     private Task _pipelineDone = Task.CompletedTask;
     private int _lastStreamId; // the last stream accepted (what GOAWAY names)
     private int _highestStreamId; // the last stream the client opened, accepted or not
@@ -43,7 +46,7 @@ internal sealed class ClientConnection : RelayConnection
     {
         lock (_pipelineLock)
         {
-            if (_pipeline is { IsClosed: false })
+            if (_pipeline is { IsReady: true })
             {
                 return _pipeline;
             }
@@ -53,22 +56,36 @@ internal sealed class ClientConnection : RelayConnection
                 return null;
             }
 
-            // None yet, or Kestrel's side ended (its idle limit, or an error of this client's):
-            // Kestrel serves this connection afresh over a new pipe.
+            // None yet, or Kestrel's side ended or is ending (its idle limit, an error of this
+            // client's): Kestrel serves this connection afresh over a new pipe, with a context of
+            // its own, while what the old one still carries finishes there.
+            if (!_heartbeatForwarded)
+            {
+                _heartbeatForwarded = true;
+                _context.Features.Get<IConnectionHeartbeatFeature>()?.OnHeartbeat(static c => ((ClientConnection)c).Heartbeat(), this);
+            }
+
             _relay.PipelineStarted();
             var toPipeline = new Pipe();
             var fromPipeline = new Pipe();
-            _context.Transport = new DuplexPipe(toPipeline.Reader, fromPipeline.Writer);
             var upstream = new UpstreamConnection(fromPipeline.Reader, toPipeline.Writer, destination: null, _relay.Logger);
+            var context = new PipelineContext(_context, new DuplexPipe(toPipeline.Reader, fromPipeline.Writer), upstream);
+            _live.Add(context);
             var run = upstream.RunAsync();
             var served = Task.Run(async () =>
             {
                 try
                 {
-                    await _next(_context).ConfigureAwait(false);
+                    await _next(context).ConfigureAwait(false);
                 }
                 finally
                 {
+                    context.End();
+                    lock (_pipelineLock)
+                    {
+                        _live.Remove(context);
+                    }
+
                     await fromPipeline.Writer.CompleteAsync().ConfigureAwait(false);
                     await toPipeline.Reader.CompleteAsync().ConfigureAwait(false);
                 }
@@ -76,6 +93,21 @@ internal sealed class ClientConnection : RelayConnection
             _pipelineDone = Task.WhenAll(_pipelineDone, run, served);
             _pipeline = upstream;
             return upstream;
+        }
+    }
+
+    /// <summary>The client connection's heartbeat, passed on to the pipelines that live.</summary>
+    private void Heartbeat()
+    {
+        PipelineContext[] live;
+        lock (_pipelineLock)
+        {
+            live = [.. _live];
+        }
+
+        foreach (var context in live)
+        {
+            context.Beat();
         }
     }
 

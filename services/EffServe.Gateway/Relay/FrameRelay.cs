@@ -112,6 +112,9 @@ public sealed class FrameRelay : IDisposable
     /// </summary>
     internal static readonly TimeSpan FirstMessageTimeout = TimeSpan.FromSeconds(5);
 
+    /// <summary>A call whose client takes none of its waiting response bytes for this long is reset.</summary>
+    internal static readonly TimeSpan ResponseStallTimeout = TimeSpan.FromSeconds(10);
+
     /// <summary>The largest first message the relay waits for (64 KiB); see <see cref="RelayConnection.ConnectionReceiveWindow"/>.</summary>
     internal const int MaxRelayedMessageLimit = 64 * 1024;
 
@@ -176,6 +179,7 @@ public sealed class FrameRelay : IDisposable
         var regular = false;
         var apiKeys = 0;
         var size = 0;
+        string? contentLength = null;
         if (headers.Count > MaxRelayedFields)
         {
             return RelayCall.Pipeline;
@@ -233,6 +237,16 @@ public sealed class FrameRelay : IDisposable
                 case GatewayDoorHeader:
                     apiKeys++;
                     break;
+                case "content-length":
+                    // Kestrel fails the whole connection over a malformed or repeated one, and
+                    // resets a stream whose body disagrees: only the pipeline may meet those.
+                    if (contentLength is not null || field.Value.Length is 0 or > 10 || !field.Value.All(char.IsAsciiDigit))
+                    {
+                        return RelayCall.Pipeline;
+                    }
+
+                    contentLength = field.Value;
+                    break;
             }
         }
 
@@ -272,12 +286,15 @@ public sealed class FrameRelay : IDisposable
         return true;
     }
 
-    /// <summary>A field value without control characters (tab allowed) and without surrounding whitespace.</summary>
+    /// <summary>
+    /// A field value of visible ASCII, spaces and tabs, without surrounding whitespace. Anything
+    /// else (control characters, bytes Kestrel would have to read as UTF-8) is the pipeline's.
+    /// </summary>
     private static bool ValidValue(string value)
     {
         foreach (var c in value)
         {
-            if ((c < 0x20 && c != '\t') || c == 0x7F)
+            if ((c < 0x20 && c != '\t') || c >= 0x7F)
             {
                 return false;
             }

@@ -61,7 +61,7 @@ internal sealed class RelayStream
     private bool _responseStarted;
     private long _clientWindowDelta; // the client stream's window less the client's initial window
     private int _upCredit;
-    private long _upOwed; // response bytes taken whose connection-level credit the upstream has not got back
+    private long _responseStalledSince; // when response bytes began to wait on the client's window; 0 when none wait
 
     public RelayStream(FrameRelay relay, ClientConnection client, int clientId, List<HeaderField> headers)
     {
@@ -174,7 +174,11 @@ internal sealed class RelayStream
         Answer(StatusCode.InvalidArgument, $"The request is not a well-formed gRPC message: the body holds more than the {_message} bytes its frame says; a unary call carries exactly one message.");
     }
 
-    /// <summary>A first message slower than <see cref="FrameRelay.FirstMessageTimeout"/> goes to the pipeline, and its data-rate limit.</summary>
+    /// <summary>
+    /// A first message slower than <see cref="FrameRelay.FirstMessageTimeout"/> goes to the pipeline,
+    /// and its data-rate limit; a response the client takes nothing of for
+    /// <see cref="FrameRelay.ResponseStallTimeout"/> ends the call.
+    /// </summary>
     public void Tick(long now)
     {
         lock (_lock)
@@ -182,6 +186,15 @@ internal sealed class RelayStream
             if (_state == State.WaitingForMessage && Stopwatch.GetElapsedTime(_started, now) > FrameRelay.FirstMessageTimeout)
             {
                 ToPipeline();
+            }
+            else if (_state == State.Routed && _responseStalledSince != 0 && Stopwatch.GetElapsedTime(_responseStalledSince, now) > FrameRelay.ResponseStallTimeout)
+            {
+                // The client took none of the response for this long (Kestrel's MinResponseDataRate
+                // plays this part on the pipeline): the call ends, and the bytes it held are freed.
+                DetachUpstream(reset: true);
+                _requestEndSent = true;
+                _client.WriteReset(_clientId, Http2.Error.Cancel);
+                Finish(resetClient: false);
             }
         }
     }
@@ -275,7 +288,11 @@ internal sealed class RelayStream
         }
     }
 
-    /// <summary>Response bytes; false when the stream no longer takes any from <paramref name="from"/>.</summary>
+    /// <summary>
+    /// Response bytes; false when the stream no longer takes any from <paramref name="from"/>. An
+    /// upstream connection is credited as it reads (always false to it, see UpstreamConnection.OnData):
+    /// what a slow client leaves here is bounded by the stream's window and by <see cref="Tick"/>.
+    /// </summary>
     public bool OnUpstreamData(UpstreamConnection from, ReadOnlySpan<byte> data, bool endStream)
     {
         lock (_lock)
@@ -285,7 +302,6 @@ internal sealed class RelayStream
                 return false;
             }
 
-            _upOwed += data.Length;
             if (_response is { WrittenCount: > 0 })
             {
                 _response.Write(data);
@@ -300,6 +316,7 @@ internal sealed class RelayStream
                 _response ??= new ArrayBufferWriter<byte>(data.Length - sent);
                 _response.Write(data[sent..]);
                 _responseEndPending = endStream;
+                _responseStalledSince = Stopwatch.GetTimestamp();
             }
             else if (endStream)
             {
@@ -321,7 +338,7 @@ internal sealed class RelayStream
 
             if (!_responseStarted && _retaining && _attempts < 2)
             {
-                Retry(markFailed: code != Http2.Error.RefusedStream, reason: $"RST_STREAM {code}");
+                Retry(markFailed: false, reason: $"RST_STREAM {code}"); // a refusal of this request, not a failing replica
                 return;
             }
 
@@ -415,9 +432,9 @@ internal sealed class RelayStream
             return;
         }
 
-        if (body.Length > frame)
+        if (body.Length > frame || (Find(_headers, "content-length") is { } declared && declared != frame.ToString(CultureInfo.InvariantCulture)))
         {
-            ToPipeline(); // a unary call carries one message; the pipeline says what is wrong
+            ToPipeline(); // a unary call carries one message, and says its length right; the pipeline says what is wrong
             return;
         }
 
@@ -649,8 +666,6 @@ internal sealed class RelayStream
             _up.WriteReset(_upId, Http2.Error.Cancel);
         }
 
-        _up.ReturnConnectionCredit(_upOwed);
-        _upOwed = 0;
         _up.Forget(_upId);
         _up = null;
     }
@@ -691,6 +706,11 @@ internal sealed class RelayStream
             var sent = _client.WriteData(_clientId, ref _clientWindowDelta, pending, _responseEndPending);
             _responseSent += sent;
             GiveUpstreamCredit(sent);
+            if (sent > 0)
+            {
+                _responseStalledSince = Stopwatch.GetTimestamp(); // progress: the clock starts again
+            }
+
             if (sent < pending.Length)
             {
                 _ = Compact(response, ref _responseSent);
@@ -699,6 +719,7 @@ internal sealed class RelayStream
 
             response.ResetWrittenCount();
             _responseSent = 0;
+            _responseStalledSince = 0;
             if (_responseEndPending)
             {
                 Finish(resetClient: !_clientEnded);
@@ -748,14 +769,12 @@ internal sealed class RelayStream
                 _up.WriteReset(_upId, Http2.Error.Cancel);
             }
 
-            _up.ReturnConnectionCredit(_upOwed);
             _up.Forget(_upId);
         }
 
         // Whatever the stream took and did not pass on is the connections' again.
         _client.ReturnConnectionCredit(_clientOwed);
         _clientOwed = 0;
-        _upOwed = 0;
 
         _destination?.Leave();
         _destination = null;
@@ -828,9 +847,6 @@ internal sealed class RelayStream
 
     private void GiveUpstreamCredit(int bytes)
     {
-        var owed = Math.Min(bytes, _upOwed);
-        _upOwed -= owed;
-        _up?.ReturnConnectionCredit(owed);
         _upCredit += bytes;
         if (_up is not null && _upCredit >= RelayConnection.StreamReceiveWindow / 4)
         {

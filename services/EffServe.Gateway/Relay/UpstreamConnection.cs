@@ -103,7 +103,16 @@ internal sealed class UpstreamConnection : RelayConnection
 
     protected override void OnHeaders(int streamId, List<HeaderField> fields, bool endStream) => Find(streamId)?.OnUpstreamHeaders(this, fields, endStream);
 
-    protected override bool OnData(int streamId, ReadOnlySpan<byte> data, bool endStream) => Find(streamId)?.OnUpstreamData(this, data, endStream) ?? false;
+    /// <summary>
+    /// A replica's (or the pipeline's) bytes are credited as they are read, whatever the stream does
+    /// with them: a client that reads slowly must never shut a connection other clients share. The
+    /// stream's own window bounds what it holds.
+    /// </summary>
+    protected override bool OnData(int streamId, ReadOnlySpan<byte> data, bool endStream)
+    {
+        _ = Find(streamId)?.OnUpstreamData(this, data, endStream);
+        return false;
+    }
 
     protected override void OnReset(int streamId, int code) => Find(streamId)?.OnUpstreamReset(this, code);
 
