@@ -245,13 +245,17 @@ internal sealed class ClientConnection : RelayConnection
             stream.OnClientReset();
         }
 
-        UpstreamConnection? pipeline;
+        // Every pipeline of this connection ends with it, the current one and any still draining.
+        PipelineContext[] live;
         lock (_pipelineLock)
         {
-            pipeline = _pipeline;
+            live = [.. _live];
         }
 
-        pipeline?.Close();
+        foreach (var context in live)
+        {
+            context.Abort();
+        }
     }
 
     private void CloseIfIdle()
