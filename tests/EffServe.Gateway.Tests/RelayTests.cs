@@ -391,19 +391,6 @@ public sealed class RelayTests(SharedReplicas shared)
             return raw;
         }
 
-        /// <summary>Sends one unary call and reads nothing back.</summary>
-        public async Task SendAsync(int streamId, string method, byte[] body)
-        {
-            var block = new System.Buffers.ArrayBufferWriter<byte>();
-            foreach (var (name, value) in new[] { (":method", "POST"), (":scheme", "http"), (":path", RawGrpc.Inference + method), (":authority", "relay-test"), ("content-type", "application/grpc"), ("te", "trailers") })
-            {
-                HpackEncoder.Write(block, name, value);
-            }
-
-            await WriteFrameAsync(Http2.Type.Headers, Http2.Flags.EndHeaders, streamId, block.WrittenSpan.ToArray());
-            await WriteFrameAsync(Http2.Type.Data, Http2.Flags.EndStream, streamId, body);
-        }
-
         /// <summary>Sends one unary call on <paramref name="streamId"/>; returns its grpc-status, or "RST n" when the stream was reset.</summary>
         public Task<string> CallAsync(int streamId, string method, byte[] body, params (string Name, string Value)[] extra) =>
             CallAsync(streamId, method, body, TimeSpan.Zero, extra);
@@ -411,26 +398,7 @@ public sealed class RelayTests(SharedReplicas shared)
         /// <summary>As above; with a <paramref name="pause"/>, the body goes in two halves that far apart.</summary>
         public async Task<string> CallAsync(int streamId, string method, byte[] body, TimeSpan pause, params (string Name, string Value)[] extra)
         {
-            var block = new System.Buffers.ArrayBufferWriter<byte>();
-            foreach (var (name, value) in new[] { (":method", "POST"), (":scheme", "http"), (":path", RawGrpc.Inference + method), (":authority", "relay-test"), ("content-type", "application/grpc"), ("te", "trailers") }.Concat(extra))
-            {
-                HpackEncoder.Write(block, name, value);
-            }
-
-            var chunks = block.WrittenSpan.ToArray().Chunk(Http2.DefaultMaxFrameSize).ToList();
-            for (var i = 0; i < chunks.Count; i++)
-            {
-                await WriteFrameAsync(i == 0 ? Http2.Type.Headers : Http2.Type.Continuation, i == chunks.Count - 1 ? Http2.Flags.EndHeaders : (byte)0, streamId, chunks[i]);
-            }
-
-            if (pause > TimeSpan.Zero)
-            {
-                await WriteFrameAsync(Http2.Type.Data, 0, streamId, body[..(body.Length / 2)]);
-                await Task.Delay(pause, Rpc.Ct);
-                body = body[(body.Length / 2)..];
-            }
-
-            await WriteFrameAsync(Http2.Type.Data, Http2.Flags.EndStream, streamId, body);
+            await SendAsync(streamId, method, body, pause, extra);
             var header = new byte[Http2.FrameHeaderLength];
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(Rpc.Ct);
             timeout.CancelAfter(TimeSpan.FromSeconds(10));
@@ -462,6 +430,34 @@ public sealed class RelayTests(SharedReplicas shared)
                     return status.Value;
                 }
             }
+        }
+
+        /// <summary>
+        /// Sends one unary call and reads nothing back: the header block (in CONTINUATION frames past
+        /// one frame's size), then the body, in two halves <paramref name="pause"/> apart when one is given.
+        /// </summary>
+        public async Task SendAsync(int streamId, string method, byte[] body, TimeSpan pause = default, params (string Name, string Value)[] extra)
+        {
+            var block = new System.Buffers.ArrayBufferWriter<byte>();
+            foreach (var (name, value) in new[] { (":method", "POST"), (":scheme", "http"), (":path", RawGrpc.Inference + method), (":authority", "relay-test"), ("content-type", "application/grpc"), ("te", "trailers") }.Concat(extra))
+            {
+                HpackEncoder.Write(block, name, value);
+            }
+
+            var chunks = block.WrittenSpan.ToArray().Chunk(Http2.DefaultMaxFrameSize).ToList();
+            for (var i = 0; i < chunks.Count; i++)
+            {
+                await WriteFrameAsync(i == 0 ? Http2.Type.Headers : Http2.Type.Continuation, i == chunks.Count - 1 ? Http2.Flags.EndHeaders : (byte)0, streamId, chunks[i]);
+            }
+
+            if (pause > TimeSpan.Zero)
+            {
+                await WriteFrameAsync(Http2.Type.Data, 0, streamId, body[..(body.Length / 2)]);
+                await Task.Delay(pause, Rpc.Ct);
+                body = body[(body.Length / 2)..];
+            }
+
+            await WriteFrameAsync(Http2.Type.Data, Http2.Flags.EndStream, streamId, body);
         }
 
         private async Task WriteFrameAsync(byte type, byte flags, int streamId, byte[] payload)

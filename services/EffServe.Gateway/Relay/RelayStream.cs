@@ -110,6 +110,14 @@ internal sealed class RelayStream
 
             _clientEnded = endStream;
             _clientOwed += data.Length;
+
+            // A second message in a relayed unary call (routed, or about to be): the replica must not see any of it.
+            if (_message > 0 && (_requestBytes += data.Length) > _message)
+            {
+                TooManyBytes();
+                return true;
+            }
+
             switch (_state)
             {
                 case State.WaitingForMessage:
@@ -117,22 +125,9 @@ internal sealed class RelayStream
                     TryRoute();
                     break;
                 case State.Connecting:
-                    if (_message > 0 && (_requestBytes += data.Length) > _message)
-                    {
-                        TooManyBytes();
-                        break;
-                    }
-
                     Append(data);
                     break;
                 default:
-                    if (_message > 0 && (_requestBytes += data.Length) > _message)
-                    {
-                        // A second message in a unary call: the replica must not see any of it.
-                        TooManyBytes();
-                        break;
-                    }
-
                     if (_retaining || BodyPending > 0)
                     {
                         Append(data);
