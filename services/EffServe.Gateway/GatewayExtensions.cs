@@ -1,6 +1,5 @@
 using EffServe.Gateway.Door;
 using EffServe.Gateway.Forwarding;
-using EffServe.Gateway.Relay;
 using EffServe.Gateway.Routing;
 using EffServe.Gateway.Services;
 using EffServe.ServiceDefaults;
@@ -28,7 +27,7 @@ public static class GatewayExtensions
     /// </summary>
     public static WebApplicationBuilder AddGateway(this WebApplicationBuilder builder)
     {
-        builder.AddServiceDefaults("effserve-gateway", [FrameRelay.MeterName]);
+        builder.AddServiceDefaults("effserve-gateway", [GatewayMetrics.MeterName]);
         var services = builder.Services;
         services.AddOptions<GatewayOptions>().BindConfiguration(GatewayOptions.SectionName).ValidateOnStart();
         services.AddSingleton<IValidateOptions<GatewayOptions>, GatewayOptionsValidator>();
@@ -37,7 +36,7 @@ public static class GatewayExtensions
         services.AddSingleton<ModelRouter>();
         services.AddSingleton<GatewayDoor>();
         services.AddSingleton<ModelCallForwarder>();
-        services.AddSingleton<FrameRelay>();
+        services.AddSingleton<GatewayMetrics>();
         services.AddSingleton<HealthServiceImpl>();
         services.AddSingleton<GatewayInferenceService>();
         services.AddSingleton<ReplicaWatcher>();
@@ -54,18 +53,7 @@ public static class GatewayExtensions
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.Limits.MaxRequestBodySize = null; // the gateway enforces its own limit with a gRPC status
-            k.ConfigureEndpointDefaults(e =>
-            {
-                e.Protocols = HttpProtocols.Http2;
-
-                // The frame relay takes h2c connections first; it passes every other one on (and
-                // all of them when it is off).
-                e.Use(next =>
-                {
-                    var relay = e.ApplicationServices.GetRequiredService<FrameRelay>();
-                    return context => relay.OnConnectionAsync(context, next);
-                });
-            });
+            k.ConfigureEndpointDefaults(e => e.Protocols = HttpProtocols.Http2);
         });
 
         return builder;
@@ -74,6 +62,7 @@ public static class GatewayExtensions
     public static WebApplication MapGateway(this WebApplication app)
     {
         var door = app.Services.GetRequiredService<GatewayDoor>();
+        app.UseMiddleware<GatewayMetricsMiddleware>();
         app.Use(async (context, next) =>
         {
             if (s_guardedServerCalls.Contains(context.Request.Path.Value, StringComparer.OrdinalIgnoreCase) && !await door.AdmitAsync(context))

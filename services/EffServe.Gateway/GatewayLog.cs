@@ -17,12 +17,6 @@ internal static partial class GatewayLog
     [LoggerMessage(EventId = 5, Level = LogLevel.Information, Message = "Model {Model}: replica {Replica} left the DNS answer and the rotation")]
     public static partial void ReplicaRemoved(ILogger logger, string model, string replica);
 
-    [LoggerMessage(EventId = 7, Level = LogLevel.Warning, Message = "Relay: {Peer} broke the HTTP/2 protocol; its connection is closed: {Detail}")]
-    public static partial void RelayProtocolError(ILogger logger, string peer, string detail);
-
-    [LoggerMessage(EventId = 8, Level = LogLevel.Information, Message = "Model {Model}: the call could not be completed on replica {Replica} ({Reason}); trying another replica")]
-    public static partial void RetryingElsewhere(ILogger logger, string model, string replica, string reason);
-
     [LoggerMessage(EventId = 6, Level = LogLevel.Critical, Message = "The gateway's settings are invalid: {Failures}")]
     public static partial void SettingsInvalid(ILogger logger, string failures);
 }

@@ -33,12 +33,6 @@ public sealed class GatewayOptions
     /// <summary>Accept backends' certificates without validation (development only).</summary>
     public bool BackendTlsSkipValidation { get; set; }
 
-    /// <summary>
-    /// Serve h2c connections with the frame relay (unary model calls go straight to a replica's
-    /// connection). It applies only with the door open, h2c replicas and no spans; see docs/gateway.md.
-    /// </summary>
-    public bool FrameRelay { get; set; } = true;
-
     public DoorOptions Door { get; set; } = new();
 }
 

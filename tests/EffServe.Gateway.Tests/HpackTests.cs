@@ -1,10 +1,10 @@
 using System.Buffers;
-using EffServe.Gateway.Relay;
+using EffServe.Gateway.Tests.Support;
 
 namespace EffServe.Gateway.Tests;
 
 /// <summary>
-/// The relay's HPACK: the decoder against the examples of RFC 7541 Appendix C (one decoder per
+/// The raw test client's HPACK: the decoder against the examples of RFC 7541 Appendix C (one decoder per
 /// connection direction, so the dynamic table carries from block to block), malformed blocks
 /// refused with a message that names the fault, and the stateless literal encoder read back.
 /// </summary>

@@ -97,35 +97,6 @@ public sealed class GatewayDoor : IDisposable
         return true;
     }
 
-    /// <summary>
-    /// The frame relay's admission: true, with the tenant, when the call carries a known API key (or
-    /// the door needs no identity), the tenant may call the model, and its rate limit grants a
-    /// request now. False (nothing spent) for anything else, which the pipeline then checks again
-    /// and answers: bearer tokens, missing or unknown keys, refused tenants, an empty bucket.
-    /// </summary>
-    internal bool TryAdmitForRelay(string? apiKey, ModelRouteOptions route, out string tenant)
-    {
-        tenant = Anonymous;
-        if (_options.RequiresIdentity && (string.IsNullOrEmpty(apiKey) || !_options.ApiKeys.TryGetValue(apiKey, out tenant!)))
-        {
-            tenant = Anonymous;
-            return false;
-        }
-
-        if (route.AllowedTenants.Count > 0 && !route.AllowedTenants.Contains(tenant, StringComparer.Ordinal))
-        {
-            return false;
-        }
-
-        if (_limiter is null)
-        {
-            return true;
-        }
-
-        using var lease = _limiter.AttemptAcquire(tenant);
-        return lease.IsAcquired;
-    }
-
     /// <summary>Whether the tenant may call the model; answers PERMISSION_DENIED when not.</summary>
     public static async ValueTask<bool> AllowsAsync(HttpContext context, string model, ModelRouteOptions route)
     {

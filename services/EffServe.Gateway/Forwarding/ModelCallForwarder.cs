@@ -116,6 +116,7 @@ public sealed class ModelCallForwarder
             return;
         }
 
+        GatewayMetrics.SetModel(context, model);
         if (!await GatewayDoor.AllowsAsync(context, model, route).ConfigureAwait(false))
         {
             return;

@@ -1,8 +1,8 @@
 using System.Buffers.Binary;
 
-namespace EffServe.Gateway.Relay;
+namespace EffServe.Gateway.Tests.Support;
 
-/// <summary>HTTP/2 wire constants (RFC 9113) the relay needs.</summary>
+/// <summary>HTTP/2 wire constants (RFC 9113) for the tests' raw HTTP/2 client.</summary>
 internal static class Http2
 {
     public const int FrameHeaderLength = 9;
@@ -70,7 +70,7 @@ internal static class Http2
     }
 }
 
-/// <summary>A connection-level protocol failure: the relay sends GOAWAY with <see cref="Code"/> and closes.</summary>
+/// <summary>A connection-level protocol failure, with its HTTP/2 error <see cref="Code"/>.</summary>
 internal sealed class Http2ProtocolException(int code, string message) : Exception(message)
 {
     public int Code { get; } = code;

@@ -2,9 +2,9 @@ using System.Buffers;
 using System.Collections.Frozen;
 using System.Text;
 
-namespace EffServe.Gateway.Relay;
+namespace EffServe.Gateway.Tests.Support;
 
-/// <summary>A malformed HPACK header block; the relay answers it with COMPRESSION_ERROR.</summary>
+/// <summary>A malformed HPACK header block.</summary>
 internal sealed class HpackException(string message) : Exception(message);
 
 /// <summary>
