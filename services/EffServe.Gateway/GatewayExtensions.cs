@@ -3,6 +3,7 @@ using EffServe.Gateway.Forwarding;
 using EffServe.Gateway.Routing;
 using EffServe.Gateway.Services;
 using EffServe.ServiceDefaults;
+using Grpc.Core;
 using Grpc.HealthCheck;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Options;
@@ -11,19 +12,10 @@ namespace EffServe.Gateway;
 
 public static class GatewayExtensions
 {
-    /// <summary>The model-level calls: forwarded to a replica of the model they name.</summary>
-    private static readonly string[] s_unaryModelCalls = ["ModelInfer", "ModelMetadata", "ModelReady", "ModelConfig"];
-
-    /// <summary>Job calls that name a job: routed to a replica of the model the job id starts with.</summary>
-    private static readonly string[] s_jobIdCalls = ["GetJob", "CancelJob", "StreamJobResults"];
-
-    /// <summary>Server-level calls that still need an identity when the door is closed.</summary>
-    private static readonly string[] s_guardedServerCalls = ["/inference.GRPCInferenceService/RepositoryIndex", "/inference.GRPCInferenceService/ModelStatistics", "/effserve.v1.ZooService/ListModels"];
-
     /// <summary>
     /// Registers the gateway: the service defaults (OpenTelemetry: its server spans, YARP's forwarder
     /// span and the call to the replica, which carries the W3C trace context on), options, routing,
-    /// the door, forwarding and health.
+    /// the door, forwarding, health, reflection and Kestrel's limits.
     /// </summary>
     public static WebApplicationBuilder AddGateway(this WebApplicationBuilder builder)
     {
@@ -34,6 +26,7 @@ public static class GatewayExtensions
         services.AddHttpForwarder();
         services.AddSingleton<BackendClient>();
         services.AddSingleton<ModelRouter>();
+        services.AddSingleton<CallRouter>();
         services.AddSingleton<GatewayDoor>();
         services.AddSingleton<ModelCallForwarder>();
         services.AddSingleton<GatewayMetrics>();
@@ -41,7 +34,13 @@ public static class GatewayExtensions
         services.AddSingleton<GatewayInferenceService>();
         services.AddSingleton<ReplicaWatcher>();
         services.AddHostedService(sp => sp.GetRequiredService<ReplicaWatcher>());
-        services.AddGrpc();
+        services.AddGrpc(o =>
+        {
+            // The gateway's own services take small messages only; model calls never reach them.
+            o.MaxReceiveMessageSize = 1024 * 1024;
+            o.MaxSendMessageSize = 16 * 1024 * 1024;
+        });
+        services.AddGrpcReflection();
 
         // The forwarding path logs nothing per request: YARP's per-request information lines cost
         // more than the hop itself.
@@ -52,11 +51,40 @@ public static class GatewayExtensions
         builder.Logging.AddFilter("Yarp.ReverseProxy.Forwarder.HttpForwarder", LogLevel.Error);
         builder.WebHost.ConfigureKestrel(k =>
         {
-            k.Limits.MaxRequestBodySize = null; // the gateway enforces its own limit with a gRPC status
-            k.ConfigureEndpointDefaults(e => e.Protocols = HttpProtocols.Http2);
+            ConfigureLimits(k.Limits);
+            k.ConfigureEndpointDefaults(e =>
+            {
+                e.Protocols = HttpProtocols.Http2;
+                e.Use(next => ConnectionBudgets.Install(next, e.ApplicationServices.GetRequiredService<IOptions<GatewayOptions>>().Value.MaxBufferedRequestBytesPerConnection));
+            });
         });
 
         return builder;
+    }
+
+    /// <summary>
+    /// Kestrel's limits for a gateway that faces clients it does not trust, each chosen on purpose
+    /// (docs/gateway.md lists them). HTTP/2's own protections (stream-reset, SETTINGS, PING and
+    /// CONTINUATION floods, flow control, stream-id rules) are Kestrel's and stay on.
+    /// </summary>
+    internal static void ConfigureLimits(KestrelServerLimits limits)
+    {
+        limits.MaxRequestBodySize = null; // the gateway enforces MaxRequestBytes itself, with a gRPC status
+        limits.MaxRequestHeadersTotalSize = 32 * 1024;
+        limits.MaxRequestHeaderCount = 100;
+        limits.RequestHeadersTimeout = TimeSpan.FromSeconds(10);
+        limits.KeepAliveTimeout = TimeSpan.FromSeconds(130);
+        limits.MinRequestBodyDataRate = new MinDataRate(bytesPerSecond: 240, gracePeriod: TimeSpan.FromSeconds(5));
+        limits.MinResponseDataRate = new MinDataRate(bytesPerSecond: 240, gracePeriod: TimeSpan.FromSeconds(5));
+        limits.MaxResponseBufferSize = 64 * 1024;
+        limits.Http2.MaxStreamsPerConnection = 100;
+        limits.Http2.HeaderTableSize = 4096;
+        limits.Http2.MaxFrameSize = 16 * 1024;
+        limits.Http2.MaxRequestHeaderFieldSize = 16 * 1024;
+        limits.Http2.InitialConnectionWindowSize = 1024 * 1024;
+        limits.Http2.InitialStreamWindowSize = 768 * 1024;
+        limits.Http2.KeepAlivePingDelay = TimeSpan.FromSeconds(30);
+        limits.Http2.KeepAlivePingTimeout = TimeSpan.FromSeconds(20);
     }
 
     public static WebApplication MapGateway(this WebApplication app)
@@ -65,35 +93,50 @@ public static class GatewayExtensions
         app.UseMiddleware<GatewayMetricsMiddleware>();
         app.Use(async (context, next) =>
         {
-            if (s_guardedServerCalls.Contains(context.Request.Path.Value, StringComparer.OrdinalIgnoreCase) && !await door.AdmitAsync(context))
+            // Methods are matched as gRPC methods: the exact path of one the gateway serves. Anything
+            // else (a trailing '/', a dot segment, another case) is answered here, before routing
+            // or the door could read it as something else.
+            if (!GrpcMethods.TryGet(context.Request.Path.Value, out var method))
+            {
+                await GrpcResponses.WriteErrorAsync(context, StatusCode.Unimplemented, $"The gateway serves no gRPC method at '{Printable(context.Request.Path.Value)}'.").ConfigureAwait(false);
+                return;
+            }
+
+            if (!HttpMethods.IsPost(context.Request.Method) || !(context.Request.ContentType ?? "").StartsWith("application/grpc", StringComparison.Ordinal))
+            {
+                context.Response.StatusCode = StatusCodes.Status415UnsupportedMediaType;
+                return;
+            }
+
+            if (method.Route == MethodRoute.Gateway && method.Guarded && !await door.AdmitAsync(context).ConfigureAwait(false))
             {
                 return;
             }
 
-            await next(context);
+            await next(context).ConfigureAwait(false);
         });
 
         app.MapGrpcService<GatewayInferenceService>();
         app.MapGrpcService<GatewayZooService>();
+        app.MapGrpcService<GatewayJobService>();
         app.MapGrpcService<HealthServiceImpl>();
+        app.MapGrpcReflectionService();
 
         // Forwarded calls win over the gateway's own (unimplemented) handlers for the same paths.
         var forwarder = app.Services.GetRequiredService<ModelCallForwarder>();
-        foreach (var method in s_unaryModelCalls)
+        foreach (var method in GrpcMethods.All.Where(m => m.Route != MethodRoute.Gateway))
         {
-            app.MapPost($"/inference.GRPCInferenceService/{method}", forwarder.ForwardUnaryAsync).WithOrder(-1);
-        }
-
-        app.MapPost("/inference.GRPCInferenceService/ModelStreamInfer", forwarder.ForwardStreamingAsync).WithOrder(-1);
-
-        // effserve.v1.JobService: SubmitJob names the model in field 1, the other calls a job id that starts with it.
-        app.MapPost("/effserve.v1.JobService/SubmitJob", forwarder.ForwardUnaryAsync).WithOrder(-1);
-        foreach (var method in s_jobIdCalls)
-        {
-            app.MapPost($"/effserve.v1.JobService/{method}", forwarder.ForwardJobAsync).WithOrder(-1);
+            app.MapPost(method.Path, context => forwarder.ForwardAsync(context, method)).WithOrder(-1);
         }
 
         return app;
+    }
+
+    private static string Printable(string? path)
+    {
+        var value = path ?? "";
+        value = value.Length > 128 ? value[..128] + "…" : value;
+        return string.Concat(value.Select(c => char.IsControl(c) ? '?' : c));
     }
 
     /// <summary>Validates the settings before listening; false (after logging every problem) when they are wrong.</summary>

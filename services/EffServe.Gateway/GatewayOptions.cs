@@ -24,8 +24,17 @@ public sealed class GatewayOptions
     /// <summary>How often DNS names of replicas are resolved again.</summary>
     public TimeSpan DnsRefreshInterval { get; set; } = TimeSpan.FromSeconds(15);
 
-    /// <summary>Largest request message accepted, in bytes.</summary>
+    /// <summary>Largest request message accepted, in bytes, compressed or inflated.</summary>
     public int MaxRequestBytes { get; set; } = 64 * 1024 * 1024;
+
+    /// <summary>Request bytes the gateway may hold at once over all connections while it reads and routes calls.</summary>
+    public long MaxBufferedRequestBytes { get; set; } = 128L * 1024 * 1024;
+
+    /// <summary>Request bytes one connection may have held in the gateway at once (at least MaxRequestBytes + 5).</summary>
+    public long MaxBufferedRequestBytesPerConnection { get; set; } = 64L * 1024 * 1024 + 5;
+
+    /// <summary>How long a call's first message may take to arrive in full.</summary>
+    public TimeSpan RequestBodyTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>Whether backends are called over TLS (https) rather than h2c.</summary>
     public bool BackendTls { get; set; }
@@ -127,6 +136,21 @@ internal sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
         if (options.MaxRequestBytes < 1024)
         {
             failures.Add($"{P}:MaxRequestBytes is {options.MaxRequestBytes}; it must be at least 1024.");
+        }
+
+        if (options.MaxBufferedRequestBytesPerConnection < (long)options.MaxRequestBytes + 5)
+        {
+            failures.Add($"{P}:MaxBufferedRequestBytesPerConnection is {options.MaxBufferedRequestBytesPerConnection}; it must be at least MaxRequestBytes + 5 ({(long)options.MaxRequestBytes + 5}) so that one largest message fits.");
+        }
+
+        if (options.MaxBufferedRequestBytes < options.MaxBufferedRequestBytesPerConnection)
+        {
+            failures.Add($"{P}:MaxBufferedRequestBytes is {options.MaxBufferedRequestBytes}; it must be at least MaxBufferedRequestBytesPerConnection ({options.MaxBufferedRequestBytesPerConnection}).");
+        }
+
+        if (options.RequestBodyTimeout <= TimeSpan.Zero)
+        {
+            failures.Add($"{P}:RequestBodyTimeout must be positive.");
         }
 
         if (options.Door.RequestsPerSecond < 0 || options.Door.Burst < 1)

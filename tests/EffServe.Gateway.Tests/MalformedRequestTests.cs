@@ -137,14 +137,14 @@ public sealed class MalformedRequestTests(SharedReplicas shared)
     }
 
     [Fact]
-    public async Task ModelInfer_UnknownEncodingCompressed_UnimplementedNamingHeaderFastPath()
+    public async Task ModelInfer_UnknownEncodingCompressed_UnimplementedNamingEncodings()
     {
         var headers = new Dictionary<string, string> { ["grpc-encoding"] = "snappy" };
 
         var reply = await RawGrpc.PostAsync(Gateway, ModelInferPath, RawGrpc.Frame(DigitsMessage, flag: 1), headers);
 
         Assert.Equal(StatusCode.Unimplemented, reply.Status);
-        Rpc.AssertMentions(reply.Message, "snappy", "effserve-model");
+        Rpc.AssertMentions(reply.Message, "snappy", "gzip", "deflate");
     }
 
     [Fact]
@@ -166,11 +166,11 @@ public sealed class MalformedRequestTests(SharedReplicas shared)
     }
 
     [Fact]
-    public async Task ModelInfer_UnknownModelInHeader_NotFound()
+    public async Task ModelInfer_HeaderNamesOtherModelThanMessage_InvalidArgument()
     {
         var headers = new Metadata { { "effserve-model", "nope" } };
 
-        await Rpc.FailsAsync(StatusCode.NotFound, () => _client.ModelInferAsync(Digits.Request(0), headers, deadline: Rpc.Deadline(), cancellationToken: Rpc.Ct).ResponseAsync, "'nope'", Digits.Model);
+        await Rpc.FailsAsync(StatusCode.InvalidArgument, () => _client.ModelInferAsync(Digits.Request(0), headers, deadline: Rpc.Deadline(), cancellationToken: Rpc.Ct).ResponseAsync, "'nope'", Digits.Model, "effserve-model");
     }
 
     [Fact]

@@ -1,5 +1,6 @@
 using EffServe.Contracts.Inference;
 using EffServe.Gateway.Forwarding;
+using EffServe.Gateway.Routing;
 using EffServe.Gateway.Tests.Support;
 using EffServe.Testing;
 using Grpc.Core;
@@ -12,7 +13,7 @@ public sealed class RoutingTests(SharedReplicas shared)
 {
     private readonly GRPCInferenceService.GRPCInferenceServiceClient _client = new(shared.Gateway.Channel);
 
-    private static Metadata ModelHeader(string model) => new() { { ModelCallForwarder.ModelHeader, model } };
+    private static Metadata ModelHeader(string model) => new() { { CallRouter.ModelHeader, model } };
 
     [Fact]
     public async Task ModelInfer_NoHeader_RoutedByFirstMessage()
@@ -50,25 +51,23 @@ public sealed class RoutingTests(SharedReplicas shared)
     /// it reaches then judges the message by its own field, so a disagreeing header is the client's bug.
     /// </summary>
     [Fact]
-    public async Task ModelMetadata_HeaderNamesOtherModelThanBody_HeaderWins()
+    public async Task ModelMetadata_HeaderNamesOtherModelThanBody_RefusedBeforeAnyReplica()
     {
+        // The model is the message's: a header naming another model is refused, so no header can
+        // steer a call to a replica of a model its message does not name (or past an allow-list).
         await using var fake = await FakeBackend.StartAsync("echo", FakeAnswer.Metadata);
         var settings = new GatewaySettings().Model(Digits.Model, shared.First.Address).Model("echo", fake.Address);
         await using var gateway = await GatewayServer.StartAsync(settings.ToDictionary());
         await gateway.WaitUntilServingAsync("");
         var client = new GRPCInferenceService.GRPCInferenceServiceClient(gateway.Channel);
 
-        var toFake = await client.ModelMetadataAsync(new ModelMetadataRequest { Name = Digits.Model }, ModelHeader("echo"), deadline: Rpc.Deadline(), cancellationToken: Rpc.Ct);
+        await Rpc.FailsAsync(StatusCode.InvalidArgument, () => client.ModelMetadataAsync(new ModelMetadataRequest { Name = Digits.Model }, ModelHeader("echo"), deadline: Rpc.Deadline(), cancellationToken: Rpc.Ct).ResponseAsync, "'echo'", "'digits'");
+        await Rpc.FailsAsync(StatusCode.InvalidArgument, () => client.ModelMetadataAsync(new ModelMetadataRequest { Name = "echo" }, ModelHeader(Digits.Model), deadline: Rpc.Deadline(), cancellationToken: Rpc.Ct).ResponseAsync, "'echo'", "'digits'");
+        var agreed = await client.ModelMetadataAsync(new ModelMetadataRequest { Name = "echo" }, ModelHeader("echo"), deadline: Rpc.Deadline(), cancellationToken: Rpc.Ct);
 
-        // The gateway serves 'echo', so this NOT_FOUND can only be the digits replica's verdict on the body.
-        await Rpc.FailsAsync(
-            StatusCode.NotFound,
-            () => client.ModelMetadataAsync(new ModelMetadataRequest { Name = "echo" }, ModelHeader(Digits.Model), deadline: Rpc.Deadline(), cancellationToken: Rpc.Ct).ResponseAsync,
-            "'echo'");
-
-        Assert.Equal(FakeBackend.FakePlatform, toFake.Platform);
+        Assert.Equal(FakeBackend.FakePlatform, agreed.Platform);
         var call = Assert.Single(fake.Calls);
-        Assert.Equal("echo", call.ModelHeader);
+        Assert.Null(call.ModelHeader); // the routing header stays in the gateway
     }
 
     [Fact]

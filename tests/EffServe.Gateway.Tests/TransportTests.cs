@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using EffServe.Contracts.Inference;
 using EffServe.Gateway.Forwarding;
+using EffServe.Gateway.Routing;
 using EffServe.Gateway.Tests.Support;
 using EffServe.Testing;
 using Google.Protobuf;
@@ -18,7 +19,7 @@ namespace EffServe.Gateway.Tests;
 [Collection(nameof(OnSharedReplicas))]
 public sealed class TransportTests(SharedReplicas shared)
 {
-    private static Metadata ModelHeader(string model) => new() { { ModelCallForwarder.ModelHeader, model } };
+    private static Metadata ModelHeader(string model) => new() { { CallRouter.ModelHeader, model } };
 
     private async Task<GatewayServer> StartGatewayAsync(Action<GatewaySettings>? configure = null)
     {

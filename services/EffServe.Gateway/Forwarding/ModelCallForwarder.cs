@@ -2,7 +2,6 @@ using System.Buffers;
 using System.Diagnostics;
 using System.IO.Pipelines;
 using System.Net;
-using EffServe.Core.Jobs;
 using EffServe.Gateway.Door;
 using EffServe.Gateway.Routing;
 using Grpc.Core;
@@ -12,15 +11,15 @@ using Yarp.ReverseProxy.Forwarder;
 namespace EffServe.Gateway.Forwarding;
 
 /// <summary>
-/// Forwards a model-level call (ModelInfer, ModelMetadata, ModelReady, ModelStatistics,
-/// ModelStreamInfer) to a replica of its model: the model comes from the `effserve-model` header or
-/// from field 1 of the first message; a unary call whose replica is unreachable or answers
-/// UNAVAILABLE before any response byte is retried once on another replica.
+/// Forwards a model-level call to a replica of its model. The door admits the caller first; then
+/// the first message is read, within the message limit, the request-body timeout and the
+/// connection's and process's request budgets; the router decides from it; and the call goes to a
+/// replica through YARP. A unary call is sent from the bytes the gateway already holds (no copy), so
+/// a call whose replica is unreachable or answers UNAVAILABLE before any response byte is sent again
+/// to another replica. A stream's later messages pass through a check that each names the same model.
 /// </summary>
 public sealed class ModelCallForwarder
 {
-    public const string ModelHeader = "effserve-model";
-
     private static readonly ForwarderRequestConfig s_requestConfig = new()
     {
         Version = HttpVersion.Version20,
@@ -29,30 +28,29 @@ public sealed class ModelCallForwarder
     };
 
     private readonly IHttpForwarder _forwarder;
-    private readonly ModelRouter _router;
+    private readonly CallRouter _router;
     private readonly BackendClient _backend;
     private readonly GatewayDoor _door;
     private readonly GatewayOptions _options;
+    private readonly RequestBudget _processBudget;
     private readonly ILogger<ModelCallForwarder> _logger;
 
-    public ModelCallForwarder(IHttpForwarder forwarder, ModelRouter router, BackendClient backend, GatewayDoor door, IOptions<GatewayOptions> options, ILogger<ModelCallForwarder> logger)
+    public ModelCallForwarder(IHttpForwarder forwarder, CallRouter router, BackendClient backend, GatewayDoor door, IOptions<GatewayOptions> options, ILogger<ModelCallForwarder> logger)
     {
         _forwarder = forwarder;
         _router = router;
         _backend = backend;
         _door = door;
         _options = options.Value;
+        _processBudget = new RequestBudget(_options.MaxBufferedRequestBytes);
         _logger = logger;
     }
 
-    public Task ForwardUnaryAsync(HttpContext context) => ForwardAsync(context, streaming: false);
+    /// <summary>Request bytes the gateway holds now, over every connection.</summary>
+    public long BufferedRequestBytes => _processBudget.Held;
 
-    public Task ForwardStreamingAsync(HttpContext context) => ForwardAsync(context, streaming: true);
-
-    /// <summary>A job call whose field 1 is a job id ("&lt;model&gt;.&lt;random&gt;"): routed to a replica of the id's model.</summary>
-    public Task ForwardJobAsync(HttpContext context) => ForwardAsync(context, streaming: false, byJobId: true);
-
-    private async Task ForwardAsync(HttpContext context, bool streaming, bool byJobId = false)
+    /// <summary>Serves one call of a forwarded method (the endpoint the gateway maps for each).</summary>
+    public async Task ForwardAsync(HttpContext context, GatewayMethod method)
     {
         var started = Stopwatch.GetTimestamp();
         if (!await _door.AdmitAsync(context).ConfigureAwait(false))
@@ -63,108 +61,85 @@ public sealed class ModelCallForwarder
         var deadline = Deadline(context, started);
         if (deadline is { } d && d <= TimeSpan.Zero)
         {
-            await GrpcResponses.WriteErrorAsync(context, StatusCode.DeadlineExceeded, "The call's deadline passed in the gateway.").ConfigureAwait(false);
+            await GrpcResponses.WriteErrorAsync(context, StatusCode.DeadlineExceeded, "The call's deadline passed in the gateway before it could be sent on; retry with a longer deadline.").ConfigureAwait(false);
             return;
         }
 
-        // The header names the model: forward at once, keeping a copy of the body as it streams
-        // by so that a unary call can be replayed. Without it the model is read from the first
-        // message: unary calls are read whole (one message), a stream gives up its first message
-        // and the rest flows through untouched.
-        var model = context.Request.Headers[ModelHeader].ToString();
-        byte[]? body = null;
-        if (model.Length == 0)
+        var streaming = method.Route == MethodRoute.StreamByModel;
+        var connectionBudget = ConnectionBudgets.For(context, _options.MaxBufferedRequestBytesPerConnection);
+        var held = new HeldBytes(_processBudget, connectionBudget);
+        var reader = context.Request.BodyReader;
+        ReadOnlySequence<byte>? unread = null;
+        try
         {
-            body = await ReadFirstMessageAsync(context, wholeBody: !streaming).ConfigureAwait(false);
-            if (body is null)
+            var first = await ReadFirstMessageAsync(context, reader, wholeBody: !streaming, held).ConfigureAwait(false);
+            if (first is not { } frame)
             {
                 return; // answered
             }
 
-            var encoding = context.Request.Headers["grpc-encoding"].ToString();
-            switch (GrpcFrames.TryReadModelName(new ReadOnlySequence<byte>(body), encoding, out model, out var detail))
+            unread = frame;
+            var decision = _router.Decide(method, context.Request.Headers[CallRouter.ModelHeader], frame, context.Request.Headers["grpc-encoding"], GatewayDoor.TenantOf(context));
+            if (decision.Model.Length > 0)
             {
-                case PeekError.UnsupportedCompression:
-                    await GrpcResponses.WriteErrorAsync(context, StatusCode.Unimplemented, $"The gateway cannot read messages compressed with '{encoding}' to find the model; send them uncompressed, gzip or deflate, or name the model in the '{ModelHeader}' header.").ConfigureAwait(false);
-                    return;
-                case PeekError.Malformed:
-                    await GrpcResponses.WriteErrorAsync(context, StatusCode.InvalidArgument, $"The request is not a well-formed gRPC message: {detail}.").ConfigureAwait(false);
-                    return;
+                GatewayMetrics.SetModel(context, decision.Routed ? decision.Model : "");
             }
 
-            if (byJobId)
+            if (!decision.Routed)
             {
-                if (!Core.Jobs.JobIds.TryParse(model, out var owner, out var problem))
-                {
-                    await GrpcResponses.WriteErrorAsync(context, StatusCode.InvalidArgument, problem).ConfigureAwait(false);
-                    return;
-                }
-
-                model = owner;
+                await GrpcResponses.WriteErrorAsync(context, decision.Status, decision.Message).ConfigureAwait(false);
+                return;
             }
-        }
 
-        if (model.Length == 0)
-        {
-            await GrpcResponses.WriteErrorAsync(context, StatusCode.InvalidArgument, $"The request names no model; models served here: {string.Join(", ", _router.Names)}.").ConfigureAwait(false);
-            return;
-        }
+            GatewayMetrics.SetModel(context, decision.Model);
+            ForwardedHeaders.Apply(context, _options.Door.RequiresIdentity);
 
-        if (!_router.TryGet(model, out var replicas) || !_options.Models.TryGetValue(model, out var route))
-        {
-            await GrpcResponses.WriteErrorAsync(context, StatusCode.NotFound, $"Model '{model}' is not served here; models served here: {string.Join(", ", _router.Names)}.").ConfigureAwait(false);
-            return;
-        }
-
-        GatewayMetrics.SetModel(context, model);
-        if (!await GatewayDoor.AllowsAsync(context, model, route).ConfigureAwait(false))
-        {
-            return;
-        }
-
-        // The replica learns the caller's tenant from the gateway only (it binds jobs to it): a
-        // client's own effserve-tenant header never passes.
-        context.Request.Headers.Remove(TenantHeader.Name);
-        if (_options.Door.RequiresIdentity)
-        {
-            context.Request.Headers.Remove(GatewayDoor.ApiKeyHeader);
-            context.Request.Headers.Authorization = default;
-            context.Request.Headers[TenantHeader.Name] = TenantHeader.Encode(GatewayDoor.TenantOf(context));
-        }
-
-        var rest = context.Request.Body;
-        var recording = body is null && !streaming ? new RecordingStream(rest, _options.MaxRequestBytes + GrpcFrames.PrefixLength) : null;
-        try
-        {
-            await ForwardWithRetryAsync(context, model, replicas, body, recording, rest, streaming, started, deadline).ConfigureAwait(false);
+            if (streaming)
+            {
+                // The first message goes first, then the rest of the stream through the model check;
+                // the first message's bytes are copied out so that the pipe can move on.
+                var copy = frame.ToArray();
+                reader.AdvanceTo(frame.End);
+                unread = null;
+                held.Release();
+                var rest = new ModelCheckingStream(context.Request.Body, decision.Model, context.Request.Headers["grpc-encoding"], _options.MaxRequestBytes);
+                await ForwardWithRetryAsync(context, decision, () => new PrefixedStream(copy, rest), canRetry: false, started, deadline).ConfigureAwait(false);
+            }
+            else
+            {
+                await ForwardWithRetryAsync(context, decision, () => new SequenceStream(frame), canRetry: true, started, deadline).ConfigureAwait(false);
+            }
         }
         finally
         {
-            recording?.ReturnBuffer();
+            if (unread is { } consumed)
+            {
+                reader.AdvanceTo(consumed.End);
+            }
+
+            held.Release();
         }
     }
 
-    private async Task ForwardWithRetryAsync(HttpContext context, string model, ReplicaSet replicas, byte[]? body, RecordingStream? recording, Stream rest, bool streaming, long started, TimeSpan? deadline)
+    private async Task ForwardWithRetryAsync(HttpContext context, RouteDecision decision, Func<Stream> body, bool canRetry, long started, TimeSpan? deadline)
     {
+        var replicas = decision.Replicas!;
+        var model = decision.Model;
         Destination? failed = null;
+        var sameAgain = false;
         for (var attempt = 0; attempt < 2; attempt++)
         {
-            var destination = replicas.Pick(exclude: failed);
+            // A retry goes to another replica; to the same one only when there is no other and it
+            // is not known to be unreachable (its connection was lost under the call).
+            var destination = replicas.Pick(exclude: failed) ?? (sameAgain ? failed : null);
             if (destination is null)
             {
                 break;
             }
 
-            context.Request.Body = (body, recording) switch
-            {
-                (not null, _) when streaming => new PrefixedStream(body, rest),
-                (not null, _) => new MemoryStream(body, writable: false),
-                (null, not null) when attempt == 0 => recording,
-                (null, not null) => new PrefixedStream(recording.Recorded, rest),
-                _ => rest,
-            };
-            var canRetry = !streaming && attempt == 0 && (recording?.CanReplay ?? true);
-            var transformer = new GrpcTransformer(started, deadline, retryOnUnavailable: canRetry);
+            context.Request.Body = body();
+            var retryable = canRetry && attempt == 0;
+            var transformer = new GrpcTransformer(started, deadline, retryOnUnavailable: retryable);
             destination.Enter();
             ForwarderError error;
             try
@@ -189,28 +164,29 @@ public sealed class ModelCallForwarder
                 continue;
             }
 
-            // A unary body is replayed from memory, so a failure while sending it is the replica's,
-            // even when YARP files it under the client (it cannot tell which side of the copy broke).
-            var transport = error is ForwarderError.Request or ForwarderError.RequestBodyDestination or ForwarderError.ResponseBodyDestination
-                || (error == ForwarderError.RequestBodyClient && !streaming && !context.RequestAborted.IsCancellationRequested);
-            if (transport)
+            // Only a replica that cannot be reached leaves rotation: nothing one client's call can
+            // cause (a reset, a cancelled call, an oversize answer) marks it failed.
+            var exception = context.Features.Get<IForwarderErrorFeature>()?.Exception;
+            var unreachable = error is ForwarderError.Request && ReplicaFailures.IsUnreachable(exception) && !context.RequestAborted.IsCancellationRequested;
+            if (unreachable)
             {
                 destination.MarkFailed(_options.PassiveHealthPenalty);
-                GatewayLog.ReplicaFailed(_logger, model, destination.Prefix, error.ToString(), context.Features.Get<IForwarderErrorFeature>()?.Exception?.Message ?? "");
+                GatewayLog.ReplicaFailed(_logger, model, destination.Prefix, error.ToString(), exception?.Message ?? "");
             }
 
-            if (canRetry && transport && !context.Response.HasStarted && (recording?.CanReplay ?? true))
+            if (retryable && error is ForwarderError.Request && !context.Response.HasStarted && !context.RequestAborted.IsCancellationRequested)
             {
                 // YARP set a 502 for the failed attempt; nothing was sent, so start the response afresh.
                 context.Features.Set<IForwarderErrorFeature>(null);
                 context.Response.Clear();
                 failed = destination;
+                sameAgain = !unreachable;
                 continue;
             }
 
             if (!context.Response.HasStarted && !context.RequestAborted.IsCancellationRequested)
             {
-                await GrpcResponses.WriteErrorAsync(context, StatusCode.Unavailable, $"Replica {destination.Prefix} of model '{model}' failed ({error}); retry later.").ConfigureAwait(false);
+                await GrpcResponses.WriteErrorAsync(context, StatusCode.Unavailable, $"Replica {destination.Prefix} of model '{model}' could not complete the call ({error}); retry later.").ConfigureAwait(false);
             }
 
             return;
@@ -220,24 +196,32 @@ public sealed class ModelCallForwarder
             context,
             StatusCode.Unavailable,
             failed is null
-                ? $"No healthy replica of model '{model}' is available ({replicas.Destinations.Count} configured); retry later."
-                : $"No other healthy replica of model '{model}' could take the call after {failed.Prefix} failed; retry later.").ConfigureAwait(false);
+                ? $"No replica of model '{model}' is in rotation ({replicas.Destinations.Count} configured); retry in a few seconds."
+                : $"No other replica of model '{model}' could take the call after {failed.Prefix} failed; retry in a few seconds.",
+            TimeSpan.FromSeconds(1)).ConfigureAwait(false);
     }
 
     /// <summary>
-    /// Reads the whole body (unary) or the first frame (streaming) into memory, within the size
-    /// limit; null when the call was answered with an error instead.
+    /// Reads the whole body (unary) or the first frame (streaming), within the message limit, the
+    /// request-body timeout and the budgets; the bytes stay in the request pipe, unconsumed, until
+    /// the caller advances past them. Null when the call was answered instead.
     /// </summary>
-    private async Task<byte[]?> ReadFirstMessageAsync(HttpContext context, bool wholeBody)
+    private async Task<ReadOnlySequence<byte>?> ReadFirstMessageAsync(HttpContext context, PipeReader reader, bool wholeBody, HeldBytes held)
     {
-        var reader = context.Request.BodyReader;
-        var limit = _options.MaxRequestBytes + GrpcFrames.PrefixLength;
+        var limit = (long)_options.MaxRequestBytes + GrpcFrames.PrefixLength;
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
+        timeout.CancelAfter(_options.RequestBodyTimeout);
         while (true)
         {
             ReadResult result;
             try
             {
-                result = await reader.ReadAsync(context.RequestAborted).ConfigureAwait(false);
+                result = await reader.ReadAsync(timeout.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!context.RequestAborted.IsCancellationRequested)
+            {
+                await GrpcResponses.WriteErrorAsync(context, StatusCode.DeadlineExceeded, $"The request message did not arrive within the gateway's limit of {_options.RequestBodyTimeout.TotalSeconds:G} s; send it faster or in smaller requests.").ConfigureAwait(false);
+                return null;
             }
             catch (Exception e) when (e is OperationCanceledException or IOException or BadHttpRequestException)
             {
@@ -246,11 +230,21 @@ public sealed class ModelCallForwarder
             }
 
             var buffer = result.Buffer;
-            var frame = GrpcFrames.FrameLength(buffer);
+            var message = GrpcFrames.MessageLength(buffer);
+            var frame = message < 0 ? -1 : message + GrpcFrames.PrefixLength;
             if (frame > limit || buffer.Length > limit)
             {
                 reader.AdvanceTo(buffer.Start, buffer.End);
                 await GrpcResponses.WriteErrorAsync(context, StatusCode.ResourceExhausted, $"The request message is larger than the gateway's limit of {_options.MaxRequestBytes} bytes.").ConfigureAwait(false);
+                return null;
+            }
+
+            var wanted = wholeBody ? buffer.Length : Math.Min(buffer.Length, frame < 0 ? buffer.Length : frame);
+            var refusal = held.TryHold(wanted);
+            if (refusal is not null)
+            {
+                reader.AdvanceTo(buffer.Start, buffer.End);
+                await GrpcResponses.WriteErrorAsync(context, StatusCode.ResourceExhausted, refusal, TimeSpan.FromMilliseconds(100)).ConfigureAwait(false);
                 return null;
             }
 
@@ -265,9 +259,7 @@ public sealed class ModelCallForwarder
                     return null;
                 }
 
-                var bytes = buffer.Slice(0, frame).ToArray();
-                reader.AdvanceTo(buffer.GetPosition(frame));
-                return bytes;
+                return buffer.Slice(0, frame);
             }
 
             if (result.IsCompleted)
@@ -283,6 +275,68 @@ public sealed class ModelCallForwarder
 
     private static TimeSpan? Deadline(HttpContext context, long started) =>
         GrpcTimeout.TryParse(context.Request.Headers["grpc-timeout"], out var timeout) ? timeout - Stopwatch.GetElapsedTime(started) : null;
+
+    /// <summary>The bytes one call holds in both budgets, grown as they arrive and given back once.</summary>
+    private sealed class HeldBytes(RequestBudget process, RequestBudget connection)
+    {
+        private long _held;
+
+        /// <summary>Holds up to <paramref name="total"/> bytes in all; null, or why not.</summary>
+        public string? TryHold(long total)
+        {
+            var more = total - _held;
+            if (more <= 0)
+            {
+                return null;
+            }
+
+            if (!connection.TryTake(more))
+            {
+                return $"This connection already has {connection.Held} request bytes in the gateway (limit {connection.Limit}); wait for its calls to finish, or spread them over more connections.";
+            }
+
+            if (!process.TryTake(more))
+            {
+                connection.Give(more);
+                return $"The gateway holds its limit of {process.Limit} request bytes waiting to be routed; retry shortly.";
+            }
+
+            _held = total;
+            return null;
+        }
+
+        public void Release()
+        {
+            if (_held > 0)
+            {
+                process.Give(_held);
+                connection.Give(_held);
+                _held = 0;
+            }
+        }
+    }
+}
+
+/// <summary>The header edits every forwarded call gets.</summary>
+internal static class ForwardedHeaders
+{
+    /// <summary>
+    /// The replica learns the caller's tenant from the gateway only (it binds jobs to it): a
+    /// client's own effserve-tenant header never passes, and with the door closed the credentials
+    /// stay in the gateway.
+    /// </summary>
+    public static void Apply(HttpContext context, bool requiresIdentity)
+    {
+        var headers = context.Request.Headers;
+        headers.Remove(Core.Jobs.TenantHeader.Name);
+        headers.Remove(CallRouter.ModelHeader);
+        if (requiresIdentity)
+        {
+            headers.Remove(GatewayDoor.ApiKeyHeader);
+            headers.Authorization = default;
+            headers[Core.Jobs.TenantHeader.Name] = Core.Jobs.TenantHeader.Encode(GatewayDoor.TenantOf(context));
+        }
+    }
 }
 
 /// <summary>Request and response adjustments for one forwarded call.</summary>

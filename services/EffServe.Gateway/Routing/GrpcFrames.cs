@@ -2,31 +2,247 @@ using System.Buffers;
 using System.Buffers.Binary;
 using System.IO.Compression;
 using System.Text;
+using EffServe.Gateway.Forwarding;
 
 namespace EffServe.Gateway.Routing;
 
-/// <summary>Why a request's first message could not be read.</summary>
-internal enum PeekError
+/// <summary>Why the model could not be read from a message.</summary>
+public enum PeekError
 {
     None,
+
+    /// <summary>Not a well-formed gRPC frame or protobuf message (INVALID_ARGUMENT).</summary>
     Malformed,
+
+    /// <summary>Compressed with an encoding the gateway cannot read (UNIMPLEMENTED).</summary>
     UnsupportedCompression,
+
+    /// <summary>Inflates to more than the gateway's message limit (RESOURCE_EXHAUSTED).</summary>
+    TooLarge,
 }
 
 /// <summary>
-/// Reads the model name from the first gRPC message of a call without deserialising it: the
-/// 5-byte frame prefix, then the message's top-level protobuf fields, skipping every field but
-/// field 1 (model_name of ModelInferRequest; name of ModelMetadata/ModelReady/ModelStatistics
-/// requests). Tensor bytes are skipped by their length, never parsed.
+/// Reads field 1 of a protobuf message (model_name of ModelInferRequest; name of the
+/// ModelMetadata/ModelReady/ModelConfig requests; model of SubmitJob; the job id of the job calls)
+/// as bytes arrive, without deserialising it or holding it: every other field is skipped by its
+/// length, so tensor bytes are counted, never parsed. Memory is constant whatever the message's
+/// size. A later occurrence of field 1 wins, as protobuf says.
 /// </summary>
-internal static class GrpcFrames
+public sealed class Field1Scanner
 {
-    public const int PrefixLength = 5;
+    /// <summary>The longest model name or job id read (in UTF-8 bytes).</summary>
+    public const int MaxNameBytes = 512;
 
     private static readonly UTF8Encoding s_strictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
-    /// <summary>Length of the first frame (prefix + message), or -1 when fewer than 5 bytes are known.</summary>
-    public static long FrameLength(ReadOnlySequence<byte> data)
+    private readonly byte[] _name = new byte[MaxNameBytes];
+    private State _state = State.Tag;
+    private ulong _varint;
+    private int _shift;
+    private ulong _field;
+    private long _left;
+    private int _nameLength = -1;
+    private int _filled;
+    private long _position;
+
+    private enum State
+    {
+        Tag,
+        VarintValue,
+        Length,
+        Skip,
+        Name,
+    }
+
+    /// <summary>Why the message is malformed; empty while it is not.</summary>
+    public string Problem { get; private set; } = "";
+
+    /// <summary>Bytes scanned so far.</summary>
+    public long Position => _position;
+
+    /// <summary>Scans the next bytes of the message; false (with <see cref="Problem"/>) once it is malformed.</summary>
+    public bool Feed(ReadOnlySpan<byte> data)
+    {
+        if (Problem.Length > 0)
+        {
+            return false;
+        }
+
+        var i = 0;
+        while (i < data.Length)
+        {
+            switch (_state)
+            {
+                case State.Tag:
+                case State.VarintValue:
+                case State.Length:
+                    var b = data[i++];
+                    if (_shift >= 64)
+                    {
+                        return Fail(_state == State.Tag
+                            ? $"malformed protobuf field tag at byte {_position + i}"
+                            : $"a varint longer than 10 bytes in field {_field}");
+                    }
+
+                    _varint |= (ulong)(b & 0x7F) << _shift;
+                    _shift += 7;
+                    if ((b & 0x80) == 0 && !EndVarint())
+                    {
+                        return false;
+                    }
+
+                    break;
+                case State.Skip:
+                    var skip = (int)Math.Min(_left, data.Length - i);
+                    i += skip;
+                    _left -= skip;
+                    if (_left == 0)
+                    {
+                        _state = State.Tag;
+                    }
+
+                    break;
+                case State.Name:
+                    var take = (int)Math.Min(_left, data.Length - i);
+                    data.Slice(i, take).CopyTo(_name.AsSpan(_filled));
+                    _filled += take;
+                    i += take;
+                    _left -= take;
+                    if (_left == 0)
+                    {
+                        _nameLength = _filled;
+                        _state = State.Tag;
+                    }
+
+                    break;
+            }
+        }
+
+        _position += data.Length;
+        return true;
+    }
+
+    /// <summary>
+    /// Ends the message: true with the last field 1 read (empty when there was none) when it ended
+    /// on a field boundary; false, with <see cref="Problem"/>, otherwise.
+    /// </summary>
+    public bool TryComplete(out string name)
+    {
+        name = "";
+        if (Problem.Length > 0)
+        {
+            return false;
+        }
+
+        if (_state != State.Tag || _shift != 0)
+        {
+            return Fail(_state switch
+            {
+                State.Skip or State.Name => $"field {_field} claims more bytes than the message holds",
+                State.Tag => $"the message ends inside a field tag after field {_field}",
+                _ => $"the message ends inside field {_field}",
+            });
+        }
+
+        if (_nameLength > 0)
+        {
+            try
+            {
+                name = s_strictUtf8.GetString(_name, 0, _nameLength);
+            }
+            catch (DecoderFallbackException)
+            {
+                return Fail("the model name is not valid UTF-8");
+            }
+        }
+
+        return true;
+    }
+
+    private bool EndVarint()
+    {
+        var value = _varint;
+        _varint = 0;
+        _shift = 0;
+        switch (_state)
+        {
+            case State.Tag:
+                _field = value >> 3;
+                var wireType = (int)(value & 7);
+                if (_field == 0)
+                {
+                    return Fail("a protobuf field numbered 0");
+                }
+
+                switch (wireType)
+                {
+                    case 0:
+                        _state = State.VarintValue;
+                        break;
+                    case 1:
+                    case 5:
+                        _left = wireType == 1 ? 8 : 4;
+                        _state = State.Skip;
+                        break;
+                    case 2:
+                        _state = State.Length;
+                        break;
+                    default:
+                        return Fail($"unsupported protobuf wire type {wireType} in field {_field}");
+                }
+
+                break;
+            case State.VarintValue:
+                _state = State.Tag;
+                break;
+            case State.Length:
+                if (value > long.MaxValue)
+                {
+                    return Fail($"field {_field} claims {value} bytes");
+                }
+
+                _left = (long)value;
+                if (_field == 1)
+                {
+                    if (_left > MaxNameBytes)
+                    {
+                        return Fail($"field 1 (the model name) is {_left} bytes long; names are at most {MaxNameBytes}");
+                    }
+
+                    _filled = 0;
+                    _state = _left == 0 ? State.Tag : State.Name;
+                    _nameLength = _left == 0 ? 0 : _nameLength;
+                }
+                else
+                {
+                    _state = _left == 0 ? State.Tag : State.Skip;
+                }
+
+                break;
+        }
+
+        return true;
+    }
+
+    private bool Fail(string problem)
+    {
+        Problem = problem;
+        return false;
+    }
+}
+
+/// <summary>
+/// gRPC's length-prefixed messages: the 5-byte prefix (compressed flag, big-endian length), and
+/// reading field 1 of a whole message, inflating a compressed one as it is scanned, never past a limit.
+/// </summary>
+public static class GrpcFrames
+{
+    public const int PrefixLength = 5;
+
+    private const int InflateChunk = 16 * 1024;
+
+    /// <summary>The message length the prefix at the start of <paramref name="data"/> declares; -1 when fewer than 5 bytes are known.</summary>
+    public static long MessageLength(ReadOnlySequence<byte> data)
     {
         if (data.Length < PrefixLength)
         {
@@ -35,14 +251,15 @@ internal static class GrpcFrames
 
         Span<byte> prefix = stackalloc byte[PrefixLength];
         data.Slice(0, PrefixLength).CopyTo(prefix);
-        return PrefixLength + (long)BinaryPrimitives.ReadUInt32BigEndian(prefix[1..]);
+        return BinaryPrimitives.ReadUInt32BigEndian(prefix[1..]);
     }
 
     /// <summary>
-    /// Reads field 1 of the message in the complete first frame <paramref name="frame"/>. A compressed
-    /// frame is inflated first when <paramref name="encoding"/> is gzip or deflate.
+    /// Reads field 1 of the message in the complete frame <paramref name="frame"/> (prefix included).
+    /// A compressed message (flag 1) is inflated in small chunks as it is scanned; one that inflates to
+    /// more than <paramref name="maxMessageBytes"/> is refused without ever being held.
     /// </summary>
-    public static PeekError TryReadModelName(ReadOnlySequence<byte> frame, string? encoding, out string name, out string detail)
+    public static PeekError TryReadField1(ReadOnlySequence<byte> frame, string? encoding, int maxMessageBytes, out string name, out string detail)
     {
         name = "";
         detail = "";
@@ -54,145 +271,87 @@ internal static class GrpcFrames
 
         var flag = frame.FirstSpan[0];
         var message = frame.Slice(PrefixLength);
-        if (flag == 1)
+        var scanner = new Field1Scanner();
+        switch (flag)
         {
-            var inflated = Inflate(message, encoding, out detail);
-            if (inflated is null)
-            {
-                return detail.Length == 0 ? PeekError.UnsupportedCompression : PeekError.Malformed;
-            }
+            case 0:
+                foreach (var segment in message)
+                {
+                    if (!scanner.Feed(segment.Span))
+                    {
+                        break;
+                    }
+                }
 
-            message = new ReadOnlySequence<byte>(inflated);
+                break;
+            case 1:
+                var inflated = ScanInflated(message, encoding, maxMessageBytes, scanner, out detail);
+                if (inflated != PeekError.None)
+                {
+                    return inflated;
+                }
+
+                break;
+            default:
+                detail = $"the gRPC frame's compression flag is {flag}; it must be 0 or 1";
+                return PeekError.Malformed;
         }
-        else if (flag != 0)
+
+        if (!scanner.TryComplete(out name))
         {
-            detail = $"the gRPC frame's compression flag is {flag}; it must be 0 or 1";
+            detail = scanner.Problem;
             return PeekError.Malformed;
         }
 
-        return ScanForField1(message, out name, out detail) ? PeekError.None : PeekError.Malformed;
+        return PeekError.None;
     }
 
-    private static bool ScanForField1(ReadOnlySequence<byte> message, out string name, out string detail)
-    {
-        var reader = new SequenceReader<byte>(message);
-        name = "";
-        detail = "";
-        while (!reader.End)
-        {
-            if (!TryReadVarint(ref reader, out var tag) || tag == 0)
-            {
-                detail = $"malformed protobuf field tag at byte {reader.Consumed}";
-                return false;
-            }
-
-            var field = tag >> 3;
-            var wireType = (int)(tag & 7);
-            switch (wireType)
-            {
-                case 0:
-                    if (!TryReadVarint(ref reader, out _))
-                    {
-                        detail = $"truncated varint in field {field}";
-                        return false;
-                    }
-
-                    break;
-                case 1:
-                case 5:
-                    var size = wireType == 1 ? 8 : 4;
-                    if (reader.Remaining < size)
-                    {
-                        detail = $"truncated fixed-size field {field}";
-                        return false;
-                    }
-
-                    reader.Advance(size);
-                    break;
-                case 2:
-                    if (!TryReadVarint(ref reader, out var length) || length > (ulong)reader.Remaining)
-                    {
-                        detail = $"field {field} claims more bytes than the message holds";
-                        return false;
-                    }
-
-                    if (field == 1)
-                    {
-                        var bytes = message.Slice(reader.Position, (long)length);
-                        try
-                        {
-                            name = s_strictUtf8.GetString(bytes);
-                        }
-                        catch (DecoderFallbackException)
-                        {
-                            detail = "the model name is not valid UTF-8";
-                            return false;
-                        }
-
-                        // Keep scanning: protobuf lets a later occurrence of the field win.
-                    }
-
-                    reader.Advance((long)length);
-                    break;
-                default:
-                    detail = $"unsupported protobuf wire type {wireType} in field {field}";
-                    return false;
-            }
-        }
-
-        return true;
-    }
-
-    private static bool TryReadVarint(ref SequenceReader<byte> reader, out ulong value)
-    {
-        value = 0;
-        for (var shift = 0; shift < 64; shift += 7)
-        {
-            if (!reader.TryRead(out var b))
-            {
-                return false;
-            }
-
-            value |= (ulong)(b & 0x7F) << shift;
-            if ((b & 0x80) == 0)
-            {
-                return true;
-            }
-        }
-
-        return false;
-    }
-
-    private static byte[]? Inflate(ReadOnlySequence<byte> message, string? encoding, out string detail)
+    private static PeekError ScanInflated(ReadOnlySequence<byte> message, string? encoding, int maxMessageBytes, Field1Scanner scanner, out string detail)
     {
         detail = "";
-        Stream? decompressor = null;
-        var source = new MemoryStream(message.ToArray());
-        switch (encoding)
+        using var source = new SequenceStream(message);
+        using Stream? inflater = encoding switch
         {
-            case "gzip":
-                decompressor = new GZipStream(source, CompressionMode.Decompress);
-                break;
-            case "deflate":
-                decompressor = new ZLibStream(source, CompressionMode.Decompress);
-                break;
-            default:
-                return null; // unsupported: detail stays empty
+            "gzip" => new GZipStream(source, CompressionMode.Decompress),
+            "deflate" => new ZLibStream(source, CompressionMode.Decompress),
+            _ => null,
+        };
+        if (inflater is null)
+        {
+            detail = $"the message is compressed with '{encoding}'";
+            return PeekError.UnsupportedCompression;
         }
 
-        using (decompressor)
+        var chunk = ArrayPool<byte>.Shared.Rent(InflateChunk);
+        try
         {
-            try
+            long total = 0;
+            int read;
+            while ((read = inflater.Read(chunk, 0, InflateChunk)) > 0)
             {
-                using var output = new MemoryStream();
-                decompressor.CopyTo(output);
-                return output.ToArray();
+                total += read;
+                if (total > maxMessageBytes)
+                {
+                    detail = $"the {encoding}-compressed message inflates to more than the limit of {maxMessageBytes} bytes";
+                    return PeekError.TooLarge;
+                }
+
+                if (!scanner.Feed(chunk.AsSpan(0, read)))
+                {
+                    return PeekError.None; // the scanner holds the problem
+                }
             }
-            catch (InvalidDataException e)
-            {
-                detail = $"the {encoding}-compressed message cannot be inflated: {e.Message}";
-                return null;
-            }
+
+            return PeekError.None;
+        }
+        catch (InvalidDataException e)
+        {
+            detail = $"the {encoding}-compressed message cannot be inflated: {e.Message}";
+            return PeekError.Malformed;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(chunk);
         }
     }
 }
