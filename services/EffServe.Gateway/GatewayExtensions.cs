@@ -3,8 +3,8 @@ using EffServe.Gateway.Forwarding;
 using EffServe.Gateway.Routing;
 using EffServe.Gateway.Services;
 using EffServe.ServiceDefaults;
-using Grpc.HealthCheck;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 
 namespace EffServe.Gateway;
@@ -37,7 +37,8 @@ public static class GatewayExtensions
         services.AddSingleton<GatewayDoor>();
         services.AddSingleton<ModelCallForwarder>();
         services.AddSingleton<GatewayMetrics>();
-        services.AddSingleton<HealthServiceImpl>();
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddSingleton<GatewayHealthService>();
         services.AddSingleton<GatewayInferenceService>();
         services.AddSingleton<ReplicaWatcher>();
         services.AddHostedService(sp => sp.GetRequiredService<ReplicaWatcher>());
@@ -75,7 +76,7 @@ public static class GatewayExtensions
 
         app.MapGrpcService<GatewayInferenceService>();
         app.MapGrpcService<GatewayZooService>();
-        app.MapGrpcService<HealthServiceImpl>();
+        app.MapGrpcService<GatewayHealthService>();
 
         // Forwarded calls win over the gateway's own (unimplemented) handlers for the same paths.
         var forwarder = app.Services.GetRequiredService<ModelCallForwarder>();
