@@ -121,6 +121,38 @@ public sealed class ReplicaSetTests
     }
 
     [Fact]
+    public void RecordProbe_BusyBetweenFailures_RunStartsAgain()
+    {
+        var replica = NewDestination();
+        Probe(replica, ProbeResult.TimedOut);
+        Probe(replica, ProbeResult.TimedOut);
+
+        replica.RecordSuccess();
+        Assert.Equal(ProbeVerdict.Busy, Probe(replica, ProbeResult.TimedOut));
+        _time.Advance(s_busyWindow + TimeSpan.FromTicks(1));
+        Probe(replica, ProbeResult.TimedOut);
+        Probe(replica, ProbeResult.TimedOut);
+
+        Assert.True(replica.IsHealthy);
+        Assert.Equal(2, replica.ConsecutiveFailedProbes);
+    }
+
+    [Fact]
+    public void RecordProbe_TimeoutAfterLeaving_NotBusyEvenWithLateAnswers()
+    {
+        var replica = NewDestination();
+        for (var i = 0; i < Threshold; i++)
+        {
+            Probe(replica, ProbeResult.Failed);
+        }
+
+        replica.RecordSuccess(); // a call that was in flight when it left
+
+        Assert.Equal(ProbeVerdict.Out, Probe(replica, ProbeResult.TimedOut));
+        Assert.False(replica.IsHealthy);
+    }
+
+    [Fact]
     public void RecordProbe_ConnectionFailureWhileAnsweringCalls_StillCounts()
     {
         var replica = NewDestination();

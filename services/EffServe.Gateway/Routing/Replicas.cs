@@ -72,7 +72,7 @@ public sealed class Destination : IDisposable
     /// <summary>Whether active health keeps the replica in rotation; a replica not probed yet counts as healthy.</summary>
     public bool ActiveHealthy => Volatile.Read(ref _activeHealthy);
 
-    /// <summary>Failed probes since the last one that found the replica serving (busy probes not counted).</summary>
+    /// <summary>Failed probes since the last one that found the replica serving or busy.</summary>
     public int ConsecutiveFailedProbes => Volatile.Read(ref _failedProbes);
 
     /// <summary>In rotation: active health keeps it and no passive penalty holds it out.</summary>
@@ -106,9 +106,10 @@ public sealed class Destination : IDisposable
     /// <summary>
     /// Records one active probe. SERVING keeps or brings the replica back and clears a passive
     /// penalty; NOT_SERVING takes it out at once (the replica's own word); a timeout while the
-    /// replica answered calls within <paramref name="busyWindow"/> counts neither way (busy, not
-    /// dead); any other failure counts, and the <paramref name="failureThreshold"/>-th in a row
-    /// takes the replica out.
+    /// replica answered calls within <paramref name="busyWindow"/> finds it busy, not dead: it
+    /// stays, and the run of failures starts again; any other failure counts, and the
+    /// <paramref name="failureThreshold"/>-th in a row takes the replica out. A passive penalty is
+    /// left as it is by anything but SERVING.
     /// </summary>
     public ProbeVerdict RecordProbe(ProbeResult result, int failureThreshold, TimeSpan busyWindow)
     {
@@ -125,6 +126,7 @@ public sealed class Destination : IDisposable
                     Volatile.Write(ref _activeHealthy, false);
                     return ProbeVerdict.Out;
                 case ProbeResult.TimedOut when ActiveHealthy && AnsweredWithin(busyWindow):
+                    Volatile.Write(ref _failedProbes, 0); // alive: the run of failures is broken
                     return ProbeVerdict.Busy;
                 default:
                     var failed = _failedProbes + 1;
