@@ -195,6 +195,19 @@ public sealed class HealthTests
         await Assert.ThrowsAnyAsync<Exception>(() => more);
     }
 
+    [Fact]
+    public async Task CheckSettings_FailureThresholdZeroAndNoPenalty_BothRefused()
+    {
+        var settings = new GatewaySettings()
+            .Model(FakeModel, new Uri("http://127.0.0.1:8001"))
+            .Set("HealthCheckFailureThreshold", "0")
+            .Set("PassiveHealthPenalty", "00:00:00");
+
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => GatewayServer.StartAsync(settings.ToDictionary()));
+
+        Rpc.AssertMentions(error.Message, "EffServe:Gateway:HealthCheckFailureThreshold is 0", "EffServe:Gateway:PassiveHealthPenalty");
+    }
+
     /// <summary>The next status a Watch sends; fails when none comes within <see cref="Eventually.Patience"/>.</summary>
     private static async Task<ServingStatus> NextAsync(AsyncServerStreamingCall<HealthCheckResponse> watch)
     {
