@@ -4,8 +4,8 @@ using EffServe.Gateway.Routing;
 using EffServe.Gateway.Services;
 using EffServe.ServiceDefaults;
 using Grpc.Core;
-using Grpc.HealthCheck;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 
 namespace EffServe.Gateway;
@@ -30,7 +30,8 @@ public static class GatewayExtensions
         services.AddSingleton<GatewayDoor>();
         services.AddSingleton<ModelCallForwarder>();
         services.AddSingleton<GatewayMetrics>();
-        services.AddSingleton<HealthServiceImpl>();
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddSingleton<GatewayHealthService>();
         services.AddSingleton<GatewayInferenceService>();
         services.AddSingleton<ReplicaWatcher>();
         services.AddHostedService(sp => sp.GetRequiredService<ReplicaWatcher>());
@@ -119,7 +120,7 @@ public static class GatewayExtensions
         app.MapGrpcService<GatewayInferenceService>();
         app.MapGrpcService<GatewayZooService>();
         app.MapGrpcService<GatewayJobService>();
-        app.MapGrpcService<HealthServiceImpl>();
+        app.MapGrpcService<GatewayHealthService>();
         app.MapGrpcReflectionService();
 
         // Forwarded calls win over the gateway's own (unimplemented) handlers for the same paths.

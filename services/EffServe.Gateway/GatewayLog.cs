@@ -19,4 +19,10 @@ internal static partial class GatewayLog
 
     [LoggerMessage(EventId = 6, Level = LogLevel.Critical, Message = "The gateway's settings are invalid: {Failures}")]
     public static partial void SettingsInvalid(ILogger logger, string failures);
+
+    [LoggerMessage(EventId = 20, Level = LogLevel.Information, Message = "Model {Model}: replica {Replica} is busy: its health probe timed out ({Detail}) while it answered calls; it stays in rotation")]
+    public static partial void ReplicaBusy(ILogger logger, string model, string replica, string detail);
+
+    [LoggerMessage(EventId = 21, Level = LogLevel.Warning, Message = "Model {Model}: replica {Replica} failed a health probe ({Detail}); {Failed} in a row so far, {Threshold} take it out of rotation")]
+    public static partial void ReplicaProbeFailed(ILogger logger, string model, string replica, int failed, int threshold, string detail);
 }

@@ -16,7 +16,11 @@ public sealed class GatewayOptions
     /// <summary>How often each replica's grpc.health.v1 status is checked.</summary>
     public TimeSpan HealthCheckInterval { get; set; } = TimeSpan.FromSeconds(2);
 
+    /// <summary>How long a probe waits for its answer; a probe that times out while the replica answers calls finds it busy, not failed.</summary>
     public TimeSpan HealthCheckTimeout { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>How many failed probes in a row take a replica out of rotation; one SERVING answer brings it back.</summary>
+    public int HealthCheckFailureThreshold { get; set; } = 3;
 
     /// <summary>How long a replica that failed at the transport level stays out of rotation (unless a probe brings it back).</summary>
     public TimeSpan PassiveHealthPenalty { get; set; } = TimeSpan.FromSeconds(10);
@@ -131,6 +135,16 @@ internal sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
         if (options.HealthCheckInterval <= TimeSpan.Zero || options.HealthCheckTimeout <= TimeSpan.Zero)
         {
             failures.Add($"{P}:HealthCheckInterval and HealthCheckTimeout must be positive.");
+        }
+
+        if (options.HealthCheckFailureThreshold < 1)
+        {
+            failures.Add($"{P}:HealthCheckFailureThreshold is {options.HealthCheckFailureThreshold}; it must be at least 1.");
+        }
+
+        if (options.PassiveHealthPenalty <= TimeSpan.Zero)
+        {
+            failures.Add($"{P}:PassiveHealthPenalty must be positive.");
         }
 
         if (options.MaxRequestBytes < 1024)

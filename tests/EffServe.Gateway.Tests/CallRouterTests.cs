@@ -31,7 +31,7 @@ public sealed class CallRouterTests
         options.Models["shapes"] = new ModelRouteOptions { Destinations = ["http://127.0.0.1:2"], AllowedTenants = ["team-a"] };
         configure?.Invoke(options);
         var wrapped = Options.Create(options);
-        return new CallRouter(new ModelRouter(wrapped), wrapped);
+        return new CallRouter(new ModelRouter(wrapped, TimeProvider.System), wrapped);
     }
 
     private static ReadOnlySequence<byte> Frame(IMessage message) => new(RawGrpc.Frame(message));

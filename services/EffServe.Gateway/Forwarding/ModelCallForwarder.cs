@@ -153,6 +153,7 @@ public sealed class ModelCallForwarder
 
             if (error == ForwarderError.None && !transformer.RetryRequested)
             {
+                destination.RecordSuccess(); // a replica that answers is busy at worst, whatever its probe says
                 return;
             }
 
@@ -167,14 +168,14 @@ public sealed class ModelCallForwarder
             // Only a replica that cannot be reached leaves rotation: nothing one client's call can
             // cause (a reset, a cancelled call, an oversize answer) marks it failed.
             var exception = context.Features.Get<IForwarderErrorFeature>()?.Exception;
-            var unreachable = error is ForwarderError.Request && ReplicaFailures.IsUnreachable(exception) && !context.RequestAborted.IsCancellationRequested;
+            var unreachable = ReplicaFailures.IsReplicaUnreachable(exception) && !context.RequestAborted.IsCancellationRequested;
             if (unreachable)
             {
                 destination.MarkFailed(_options.PassiveHealthPenalty);
                 GatewayLog.ReplicaFailed(_logger, model, destination.Prefix, error.ToString(), exception?.Message ?? "");
             }
 
-            if (retryable && error is ForwarderError.Request && !context.Response.HasStarted && !context.RequestAborted.IsCancellationRequested)
+            if (retryable && (unreachable || error is ForwarderError.Request) && !context.Response.HasStarted && !context.RequestAborted.IsCancellationRequested)
             {
                 // YARP set a 502 for the failed attempt; nothing was sent, so start the response afresh.
                 context.Features.Set<IForwarderErrorFeature>(null);
@@ -196,7 +197,7 @@ public sealed class ModelCallForwarder
             context,
             StatusCode.Unavailable,
             failed is null
-                ? $"No replica of model '{model}' is in rotation ({replicas.Destinations.Count} configured); retry in a few seconds."
+                ? $"No replica of model '{model}' is available ({replicas.Destinations.Count} configured, none in rotation); retry in a few seconds."
                 : $"No other replica of model '{model}' could take the call after {failed.Prefix} failed; retry in a few seconds.",
             TimeSpan.FromSeconds(1)).ConfigureAwait(false);
     }

@@ -3,45 +3,51 @@ using System.Net.Sockets;
 using EffServe.Gateway.Forwarding;
 using Grpc.Core;
 using Grpc.Health.V1;
-using Grpc.HealthCheck;
 using Microsoft.Extensions.Options;
 
 namespace EffServe.Gateway.Routing;
 
 /// <summary>
 /// Keeps the replica sets true: resolves DNS names to addresses (a Kubernetes headless service),
-/// and asks every replica through grpc.health.v1 whether it serves its model. The gateway's own
-/// health service follows: a model serves while it has a healthy replica, the gateway while every
-/// model does.
+/// and asks every replica through grpc.health.v1 whether it serves its model, on the gateway's own
+/// channels (a connection pool apart from the forwarded calls, so probes never queue behind
+/// inference streams in the gateway). A replica leaves rotation after
+/// <see cref="GatewayOptions.HealthCheckFailureThreshold"/> failed probes in a row, or at once when
+/// it answers that it does not serve; a probe that times out while the replica keeps answering
+/// calls finds it busy, not dead. The gateway's own health is read from the rotation when asked
+/// (<see cref="ModelRouter.IsServing"/>), not from here.
 /// </summary>
 internal sealed class ReplicaWatcher : BackgroundService
 {
     private readonly ModelRouter _router;
     private readonly BackendClient _backend;
-    private readonly HealthServiceImpl _health;
     private readonly GatewayOptions _options;
+    private readonly TimeProvider _time;
     private readonly ILogger<ReplicaWatcher> _logger;
-    private readonly Dictionary<Destination, bool> _lastReported = [];
+    private readonly Dictionary<Destination, ProbeVerdict> _lastReported = [];
 
-    public ReplicaWatcher(ModelRouter router, BackendClient backend, HealthServiceImpl health, IOptions<GatewayOptions> options, ILogger<ReplicaWatcher> logger)
+    public ReplicaWatcher(ModelRouter router, BackendClient backend, IOptions<GatewayOptions> options, TimeProvider time, ILogger<ReplicaWatcher> logger)
     {
         _router = router;
         _backend = backend;
-        _health = health;
         _options = options.Value;
+        _time = time;
         _logger = logger;
     }
+
+    /// <summary>How recently a replica must have answered a call for a timed-out probe to find it busy: since the previous probe began.</summary>
+    private TimeSpan BusyWindow => _options.HealthCheckInterval + _options.HealthCheckTimeout;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var nextDns = DateTimeOffset.MinValue;
-        using var timer = new PeriodicTimer(_options.HealthCheckInterval);
+        using var timer = new PeriodicTimer(_options.HealthCheckInterval, _time);
         do
         {
-            if (_options.Models.Values.Any(m => m.DnsNames.Count > 0) && TimeProvider.System.GetUtcNow() >= nextDns)
+            if (_options.Models.Values.Any(m => m.DnsNames.Count > 0) && _time.GetUtcNow() >= nextDns)
             {
                 await ResolveAsync(stoppingToken).ConfigureAwait(false);
-                nextDns = TimeProvider.System.GetUtcNow() + _options.DnsRefreshInterval;
+                nextDns = _time.GetUtcNow() + _options.DnsRefreshInterval;
             }
 
             await ProbeAllAsync(stoppingToken).ConfigureAwait(false);
@@ -49,55 +55,55 @@ internal sealed class ReplicaWatcher : BackgroundService
         while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false));
     }
 
-    /// <summary>Probes every replica of every model once, in parallel, and updates health.</summary>
+    /// <summary>Probes every replica of every model once, in parallel, and records what each probe found.</summary>
     internal async Task ProbeAllAsync(CancellationToken cancellationToken)
     {
         var probes = _router.Models.SelectMany(m => m.Destinations.Select(d => ProbeAsync(m.Model, d, cancellationToken))).ToList();
         await Task.WhenAll(probes).ConfigureAwait(false);
-        var allReady = true;
-        foreach (var model in _router.Models)
-        {
-            var ready = model.HasHealthy;
-            allReady &= ready;
-            _health.SetStatus(model.Model, ready ? HealthCheckResponse.Types.ServingStatus.Serving : HealthCheckResponse.Types.ServingStatus.NotServing);
-        }
-
-        _health.SetStatus("", allReady ? HealthCheckResponse.Types.ServingStatus.Serving : HealthCheckResponse.Types.ServingStatus.NotServing);
     }
 
     private async Task ProbeAsync(string model, Destination destination, CancellationToken cancellationToken)
     {
-        bool serving;
+        ProbeResult result;
         string detail;
         try
         {
             var client = new Health.HealthClient(destination.Channel(_backend.ChannelHandler));
-            var reply = await client.CheckAsync(new HealthCheckRequest { Service = model }, deadline: TimeProvider.System.GetUtcNow().UtcDateTime + _options.HealthCheckTimeout, cancellationToken: cancellationToken).ConfigureAwait(false);
-            serving = reply.Status == HealthCheckResponse.Types.ServingStatus.Serving;
+            var reply = await client.CheckAsync(new HealthCheckRequest { Service = model }, deadline: _time.GetUtcNow().UtcDateTime + _options.HealthCheckTimeout, cancellationToken: cancellationToken).ConfigureAwait(false);
+            result = reply.Status == HealthCheckResponse.Types.ServingStatus.Serving ? ProbeResult.Serving : ProbeResult.NotServing;
             detail = reply.Status.ToString();
         }
         catch (RpcException e) when (!cancellationToken.IsCancellationRequested)
         {
-            serving = false;
+            result = e.StatusCode == StatusCode.DeadlineExceeded ? ProbeResult.TimedOut : ProbeResult.Failed;
             detail = $"{e.StatusCode}: {e.Status.Detail}";
         }
 
-        if (serving)
-        {
-            destination.MarkServing();
-        }
-        else
-        {
-            destination.ActiveHealthy = false;
-        }
-
+        var verdict = destination.RecordProbe(result, _options.HealthCheckFailureThreshold, BusyWindow);
         lock (_lastReported)
         {
-            if (!_lastReported.TryGetValue(destination, out var before) || before != serving)
+            if (_lastReported.TryGetValue(destination, out var before) && before == verdict)
             {
-                _lastReported[destination] = serving;
-                GatewayLog.ReplicaHealth(_logger, model, destination.Prefix, serving ? "serving" : "not serving", detail);
+                return;
             }
+
+            _lastReported[destination] = verdict;
+        }
+
+        switch (verdict)
+        {
+            case ProbeVerdict.Serving:
+                GatewayLog.ReplicaHealth(_logger, model, destination.Prefix, "serving", detail);
+                break;
+            case ProbeVerdict.Busy:
+                GatewayLog.ReplicaBusy(_logger, model, destination.Prefix, detail);
+                break;
+            case ProbeVerdict.Failing:
+                GatewayLog.ReplicaProbeFailed(_logger, model, destination.Prefix, destination.ConsecutiveFailedProbes, _options.HealthCheckFailureThreshold, detail);
+                break;
+            default:
+                GatewayLog.ReplicaHealth(_logger, model, destination.Prefix, "out of rotation", detail);
+                break;
         }
     }
 
@@ -130,6 +136,11 @@ internal sealed class ReplicaWatcher : BackgroundService
             foreach (var gone in replicas.Update(addresses))
             {
                 GatewayLog.ReplicaRemoved(_logger, model, gone.Prefix);
+                lock (_lastReported)
+                {
+                    _lastReported.Remove(gone);
+                }
+
                 gone.Dispose();
             }
         }

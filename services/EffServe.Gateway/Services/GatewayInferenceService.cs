@@ -8,8 +8,9 @@ namespace EffServe.Gateway.Services;
 
 /// <summary>
 /// The server-level calls of the protocol, answered by the gateway itself: liveness, readiness
-/// (every model has a healthy replica), metadata, and the repository index gathered from the
-/// replicas. Model-level calls never reach this class: they are forwarded to a replica.
+/// (every model has a replica in rotation, as the gateway's grpc.health.v1 says), metadata, and
+/// the repository index gathered from the replicas. Model-level calls never reach this class: they
+/// are forwarded to a replica.
 /// </summary>
 public sealed class GatewayInferenceService : GRPCInferenceService.GRPCInferenceServiceBase
 {
@@ -29,7 +30,7 @@ public sealed class GatewayInferenceService : GRPCInferenceService.GRPCInference
         Task.FromResult(new ServerLiveResponse { Live = true });
 
     public override Task<ServerReadyResponse> ServerReady(ServerReadyRequest request, ServerCallContext context) =>
-        Task.FromResult(new ServerReadyResponse { Ready = _router.Models.All(m => m.HasHealthy) });
+        Task.FromResult(new ServerReadyResponse { Ready = _router.IsServing("") == true });
 
     public override Task<ServerMetadataResponse> ServerMetadata(ServerMetadataRequest request, ServerCallContext context)
     {

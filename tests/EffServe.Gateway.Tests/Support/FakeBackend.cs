@@ -56,10 +56,12 @@ internal sealed class FakeBackend : IAsyncDisposable
     private readonly string _model;
     private readonly FakeAnswer _answer;
     private readonly ConcurrentQueue<FakeCall> _calls = new();
+    private readonly CountedHealth _health;
 
-    private FakeBackend(WebApplication app, string model, FakeAnswer answer)
+    private FakeBackend(WebApplication app, string model, FakeAnswer answer, CountedHealth health)
     {
         _app = app;
+        _health = health;
         _model = model;
         _answer = answer;
     }
@@ -68,7 +70,15 @@ internal sealed class FakeBackend : IAsyncDisposable
 
     public IReadOnlyCollection<FakeCall> Calls => _calls;
 
-    public static async Task<FakeBackend> StartAsync(string model, FakeAnswer answer)
+    /// <summary>How many grpc.health.v1 checks reached the backend (answered or not).</summary>
+    public int HealthChecks => _health.Count;
+
+    /// <summary>
+    /// Starts a backend for <paramref name="model"/>; with <paramref name="healthDelay"/>, every
+    /// health check is held that long before it answers SERVING (a replica too busy to answer its
+    /// probe in time), while inference calls answer as fast as <paramref name="answer"/> says.
+    /// </summary>
+    public static async Task<FakeBackend> StartAsync(string model, FakeAnswer answer, TimeSpan? healthDelay = null)
     {
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { EnvironmentName = "Testing", ContentRootPath = RepoPaths.Root, Args = [] });
         builder.Logging.ClearProviders();
@@ -76,11 +86,12 @@ internal sealed class FakeBackend : IAsyncDisposable
         var health = new HealthServiceImpl();
         health.SetStatus("", HealthCheckResponse.Types.ServingStatus.Serving);
         health.SetStatus(model, HealthCheckResponse.Types.ServingStatus.Serving);
-        builder.Services.AddSingleton(health);
+        var counted = new CountedHealth(health, healthDelay ?? TimeSpan.Zero);
+        builder.Services.AddSingleton(counted);
         builder.Services.AddGrpc();
         var app = builder.Build();
-        var fake = new FakeBackend(app, model, answer);
-        app.MapGrpcService<HealthServiceImpl>();
+        var fake = new FakeBackend(app, model, answer, counted);
+        app.MapGrpcService<CountedHealth>();
         app.MapPost(RawGrpc.Inference + "{method}", fake.AnswerAsync);
         await app.StartAsync();
         fake.Address = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
@@ -128,5 +139,24 @@ internal sealed class FakeBackend : IAsyncDisposable
     {
         await _app.StopAsync();
         await _app.DisposeAsync();
+    }
+
+    /// <summary>grpc.health.v1 that counts each check and holds it <c>delay</c> before answering.</summary>
+    private sealed class CountedHealth(HealthServiceImpl inner, TimeSpan delay) : Health.HealthBase
+    {
+        private int _count;
+
+        public int Count => Volatile.Read(ref _count);
+
+        public override async Task<HealthCheckResponse> Check(HealthCheckRequest request, Grpc.Core.ServerCallContext context)
+        {
+            Interlocked.Increment(ref _count);
+            if (delay > TimeSpan.Zero)
+            {
+                await Task.Delay(delay, context.CancellationToken);
+            }
+
+            return await inner.Check(request, context);
+        }
     }
 }
