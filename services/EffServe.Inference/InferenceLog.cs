@@ -25,4 +25,7 @@ internal static partial class InferenceLog
 
     [LoggerMessage(EventId = 10, Level = LogLevel.Error, Message = "Model {Model} variant {Variant} failed a run")]
     public static partial void RunFailed(ILogger logger, Exception exception, string model, string variant);
+
+    [LoggerMessage(EventId = 40, Level = LogLevel.Debug, Message = "Refused a call to {Method}: the request is not a valid {MessageType}: {Reason}")]
+    public static partial void MalformedRequest(ILogger logger, string method, string messageType, string reason);
 }

@@ -1,11 +1,16 @@
 using EffServe.Core.Accounting;
 using EffServe.Core.Zoo;
 using EffServe.Inference.Serving;
+using EffServe.Contracts.Inference;
+using EffServe.Contracts.Jobs;
+using EffServe.Contracts.Zoo;
 using EffServe.Inference.Jobs;
+using EffServe.Inference.Rpc;
 using EffServe.Inference.Services;
 using EffServe.Onnx;
 using EffServe.ServiceDefaults;
 using EffServe.ServiceDefaults.Instrumentation;
+using Grpc.Health.V1;
 using Grpc.HealthCheck;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Options;
@@ -52,7 +57,13 @@ public static partial class InferenceServiceExtensions
             o.MaxReceiveMessageSize = maxMessage;
             o.MaxSendMessageSize = maxMessage;
             o.EnableDetailedErrors = false;
+            o.Interceptors.Add<StatusDetailInterceptor>();
         });
+
+        // grpc-dotnet logs each call it refuses at Information with the exception and its stack
+        // trace; a client sending garbage would fill the log. The service logs its own one line
+        // (InferenceLog.MalformedRequest) instead, whatever the configuration says about Grpc.
+        builder.Logging.AddFilter("Grpc.AspNetCore.Server.ServerCallHandler", LogLevel.Warning);
         services.AddGrpcReflection();
         builder.WebHost.ConfigureKestrel(k =>
         {
@@ -63,13 +74,17 @@ public static partial class InferenceServiceExtensions
         return builder;
     }
 
-    /// <summary>Maps the OIP v2 service, the zoo service, grpc.health.v1 and server reflection.</summary>
+    /// <summary>
+    /// Maps the OIP v2 service, the zoo service, the job service, grpc.health.v1 and server
+    /// reflection. Every service but reflection refuses a request that is not valid protobuf with
+    /// INVALID_ARGUMENT (<see cref="ValidatingServiceBinder"/>).
+    /// </summary>
     public static WebApplication MapInferenceService(this WebApplication app)
     {
-        app.MapGrpcService<InferenceGrpcService>();
-        app.MapGrpcService<ZooGrpcService>();
-        app.MapGrpcService<JobGrpcService>();
-        app.MapGrpcService<HealthServiceImpl>();
+        ValidatingServiceBinder.Map<InferenceGrpcService>(app, GRPCInferenceService.BindService);
+        ValidatingServiceBinder.Map<ZooGrpcService>(app, ZooService.BindService);
+        ValidatingServiceBinder.Map<JobGrpcService>(app, JobService.BindService);
+        ValidatingServiceBinder.Map<HealthServiceImpl>(app, Health.BindService);
         app.MapGrpcReflectionService();
         return app;
     }

@@ -37,9 +37,11 @@ public sealed class InferenceServer : IAsyncDisposable
     /// <summary>
     /// Starts a service over <paramref name="zooPath"/>; <paramref name="settings"/> override configuration keys.
     /// <paramref name="port"/> 0 takes a free port; another value listens there again, so that a
-    /// stopped server can come back on the address its clients know.
+    /// stopped server can come back on the address its clients know. <paramref name="logs"/>, when
+    /// given, receives what the server logs; <paramref name="services"/> may replace registrations
+    /// (a clock) after the production wiring.
     /// </summary>
-    public static async Task<InferenceServer> StartAsync(string zooPath, IDictionary<string, string?>? settings = null, int port = 0)
+    public static async Task<InferenceServer> StartAsync(string zooPath, IDictionary<string, string?>? settings = null, int port = 0, LogCapture? logs = null, Action<IServiceCollection>? services = null)
     {
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions
         {
@@ -69,8 +71,14 @@ public sealed class InferenceServer : IAsyncDisposable
 
         builder.Configuration.AddInMemoryCollection(config);
         builder.Logging.ClearProviders();
+        if (logs is not null)
+        {
+            builder.Logging.AddProvider(logs);
+        }
+
         builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, port, o => o.Protocols = HttpProtocols.Http2));
         builder.AddInferenceService();
+        services?.Invoke(builder.Services);
         var app = builder.Build();
         app.MapInferenceService();
         if (!app.LoadZoo())

@@ -1,6 +1,7 @@
 using EffServe.Contracts.Inference;
 using EffServe.Contracts.Jobs;
 using EffServe.Core.Jobs;
+using EffServe.Inference.Rpc;
 using EffServe.Inference.Serving;
 using EffServe.Redis;
 using Google.Protobuf;
@@ -58,12 +59,12 @@ public sealed class JobGrpcService : JobService.JobServiceBase
             var item = request.Items[i];
             if (item.ModelName.Length > 0 && item.ModelName != model.Name)
             {
-                throw new RpcException(new Status(StatusCode.InvalidArgument, $"Item {i} names model '{item.ModelName}' but the job is for '{model.Name}'; leave the item's model_name empty."));
+                throw new RpcException(new Status(StatusCode.InvalidArgument, $"Item {i} names model '{StatusDetails.Quote(item.ModelName)}' but the job is for '{model.Name}'; leave the item's model_name empty."));
             }
 
             if (item.ModelVersion.Length > 0 && item.ModelVersion != model.Version)
             {
-                throw new RpcException(new Status(StatusCode.InvalidArgument, $"Item {i} names version '{item.ModelVersion}' but model '{model.Name}' serves version {model.Version}; leave the item's model_version empty."));
+                throw new RpcException(new Status(StatusCode.InvalidArgument, $"Item {i} names version '{StatusDetails.Quote(item.ModelVersion)}' but model '{model.Name}' serves version {model.Version}; leave the item's model_version empty."));
             }
 
             try

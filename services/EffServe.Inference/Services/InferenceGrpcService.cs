@@ -2,6 +2,7 @@ using System.Reflection;
 using EffServe.Contracts.Inference;
 using EffServe.Core.Statistics;
 using EffServe.Inference.Caching;
+using EffServe.Inference.Rpc;
 using EffServe.Inference.Serving;
 using Grpc.Core;
 
@@ -98,7 +99,7 @@ public sealed class InferenceGrpcService : GRPCInferenceService.GRPCInferenceSer
                 var status = e is RpcException rpc ? rpc.Status : new Status(StatusCode.Cancelled, "The request was cancelled.");
                 answer = new ModelStreamInferResponse
                 {
-                    ErrorMessage = $"{status.StatusCode}: {status.Detail}",
+                    ErrorMessage = StatusDetails.Cap($"{status.StatusCode}: {status.Detail}"),
                     InferResponse = new ModelInferResponse { ModelName = request.ModelName, ModelVersion = request.ModelVersion, Id = request.Id },
                 };
             }

@@ -5,6 +5,7 @@ using TensorSpec = EffServe.Contracts.Zoo.TensorSpec;
 using LatencyEstimate = EffServe.Contracts.Zoo.LatencyEstimate;
 using VariantProfile = EffServe.Contracts.Zoo.VariantProfile;
 using EffServe.Core.Zoo;
+using EffServe.Inference.Rpc;
 using EffServe.Inference.Serving;
 using Grpc.Core;
 
@@ -29,7 +30,7 @@ public sealed class ZooGrpcService : ZooService.ZooServiceBase
         {
             if (!_models.TryGet(request.Name, out var one))
             {
-                throw new RpcException(new Status(StatusCode.NotFound, $"Model '{request.Name}' is not served here; models served here: {string.Join(", ", _models.Names)}."));
+                throw new RpcException(new Status(StatusCode.NotFound, $"Model '{StatusDetails.Quote(request.Name)}' is not served here; models served here: {string.Join(", ", _models.Names)}."));
             }
 
             models = [one];

@@ -9,6 +9,7 @@ using EffServe.Core.Selection;
 using EffServe.Core.Statistics;
 using EffServe.Core.Tensors;
 using EffServe.Core.Zoo;
+using EffServe.Inference.Rpc;
 using EffServe.ServiceDefaults.Instrumentation;
 using Grpc.Core;
 using Microsoft.Extensions.Options;
@@ -141,12 +142,12 @@ public sealed class InferenceEngine
 
         if (!_models.TryGet(name, out var model))
         {
-            throw new RpcException(new Status(StatusCode.NotFound, $"Model '{name}' is not served here; models served here: {string.Join(", ", _models.Names)}."));
+            throw new RpcException(new Status(StatusCode.NotFound, $"Model '{StatusDetails.Quote(name)}' is not served here; models served here: {string.Join(", ", _models.Names)}."));
         }
 
         if (version.Length > 0 && version != model.Definition.Version)
         {
-            throw new RpcException(new Status(StatusCode.NotFound, $"Model '{name}' has no version '{version}'; versions: {model.Definition.Version}."));
+            throw new RpcException(new Status(StatusCode.NotFound, $"Model '{name}' has no version '{StatusDetails.Quote(version)}'; versions: {model.Definition.Version}."));
         }
 
         return model;
@@ -170,6 +171,16 @@ public sealed class InferenceEngine
         var arrived = _time.GetTimestamp();
         var grpcLeft = grpcDeadline is { } d && d != DateTime.MaxValue ? d - _time.GetUtcNow().UtcDateTime : (TimeSpan?)null;
         var budget = background ? RequestBudget.None : RequestBudget.Tightest(_time, arrived, parameters.SloMs ?? settings.DefaultSloMs, grpcLeft, parameters.TimeoutUs);
+        // grpc-dotnet ends a call whose deadline passes with a bare "Deadline Exceeded"; the service
+        // answers a little before it, saying where the time went (the answer must also reach the
+        // caller before its own timer gives up).
+        var answerBy = background || grpcLeft is not { } grpcBudget ? (TimeSpan?)null : grpcBudget - DeadlineMargin(grpcBudget);
+        if (answerBy <= TimeSpan.Zero)
+        {
+            _telemetry.Shed(definition.Name, "deadline");
+            throw new RpcException(new Status(StatusCode.DeadlineExceeded, string.Create(CultureInfo.InvariantCulture, $"Model '{definition.Name}' cannot answer within the call's gRPC deadline: {Math.Max(0, grpcLeft!.Value.TotalMilliseconds):0.###} ms of it were left when the request reached the model, too little to queue and run it; retry with a longer deadline.")));
+        }
+
         var rank = background ? long.MaxValue : parameters.Priority == 0 ? _selection.DefaultPriority : parameters.Priority;
         var ahead = background ? 0 : _scheduler.WorkAheadMs(rank, budget.Deadline);
         var decision = Select(served, parameters, settings, samples, ahead, budget.RemainingMs(_time, _time.GetTimestamp()));
@@ -190,13 +201,18 @@ public sealed class InferenceEngine
 
         // A timeout beyond what a timer can wait (about 49 days) sets no practical limit.
         using var timeout = parameters.TimeoutUs is { } us && us < MaxTimeoutUs ? new CancellationTokenSource(TimeSpan.FromMicroseconds(us), _time) : null;
-        using var linked = timeout is null ? null : CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeout.Token);
+        using var deadline = answerBy is { } wait ? new CancellationTokenSource(wait, _time) : null;
+        using var linked = timeout is null && deadline is null ? null : CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeout?.Token ?? default, deadline?.Token ?? default);
         var token = linked?.Token ?? cancellationToken;
 
         // An SLO budget that passes while the request waits takes it out of the queue (a request
         // already running finishes: its compute is spent).
         var droppable = !background && decision.Verdict != SelectionVerdict.BestEffort;
-        using var sloTimer = droppable && budget.Source == BudgetSource.Slo ? new CancellationTokenSource(TimeSpan.FromMilliseconds(Math.Max(0, budget.RemainingMs(_time, _time.GetTimestamp())!.Value)), _time) : null;
+        // A budget too large to count down in ticks (effserve.slo_ms of billions of years) sets no
+        // deadline; like a timeout beyond what a timer can wait, it sets no practical limit.
+        using var sloTimer = droppable && budget.Source == BudgetSource.Slo && budget.RemainingMs(_time, _time.GetTimestamp()) is { } sloLeft && sloLeft < MaxTimeoutUs / 1000
+            ? new CancellationTokenSource(TimeSpan.FromMilliseconds(Math.Max(0, sloLeft)), _time)
+            : null;
         using var queueLinked = sloTimer is null ? null : CancellationTokenSource.CreateLinkedTokenSource(token, sloTimer.Token);
 
         var latency = served.Latency[variant.Name];
@@ -239,12 +255,19 @@ public sealed class InferenceEngine
 
         try
         {
-            outcome = await outcomeTask.ConfigureAwait(false);
+            // A run in progress when the deadline comes is left to the other requests it serves (or
+            // terminated, when none is left); this request answers now.
+            outcome = await (deadline is null ? outcomeTask : outcomeTask.WaitAsync(deadline.Token)).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (sloTimer?.IsCancellationRequested == true && !token.IsCancellationRequested)
         {
             _telemetry.Dropped(definition.Name, "deadline");
             throw new RpcException(new Status(StatusCode.DeadlineExceeded, string.Create(CultureInfo.InvariantCulture, $"Model '{definition.Name}' dropped the request before running it: its effserve.slo_ms budget of {budget.BudgetMs:0.###} ms passed while it waited in the queue; retry with a larger budget or when the service is less loaded.")));
+        }
+        catch (OperationCanceledException) when (deadline?.IsCancellationRequested == true && !cancellationToken.IsCancellationRequested)
+        {
+            _telemetry.Dropped(definition.Name, "deadline");
+            throw new RpcException(new Status(StatusCode.DeadlineExceeded, DeadlineMessage(definition.Name, grpcLeft!.Value, decoded, pending)));
         }
         catch (OperationCanceledException) when (timeout?.IsCancellationRequested == true && !cancellationToken.IsCancellationRequested)
         {
@@ -399,6 +422,23 @@ public sealed class InferenceEngine
     }
 
     /// <summary>
+    /// How long before a call's gRPC deadline the service answers it: a tenth of the time the call
+    /// had, 2 to 50 ms, room for the answer to be written and to travel before grpc-dotnet's and the
+    /// caller's timers fire (a request still waiting then would rarely have finished in time).
+    /// </summary>
+    private static TimeSpan DeadlineMargin(TimeSpan left) => TimeSpan.FromMilliseconds(Math.Clamp(left.TotalMilliseconds * 0.1, 2, 50));
+
+    /// <summary>Why a request could not answer before its gRPC deadline: how long it waited, and how long its run had taken.</summary>
+    private static string DeadlineMessage(string model, TimeSpan left, long decoded, PendingRequest pending)
+    {
+        var now = Stopwatch.GetTimestamp();
+        var where = pending.Dequeued == 0
+            ? string.Create(CultureInfo.InvariantCulture, $"it waited {Stopwatch.GetElapsedTime(decoded, now).TotalMilliseconds:0.#} ms in the model's queue behind other work and had not started; the replica is busy: retry later or with a longer deadline.")
+            : string.Create(CultureInfo.InvariantCulture, $"it waited {Stopwatch.GetElapsedTime(decoded, pending.Dequeued).TotalMilliseconds:0.#} ms in the model's queue and its run had taken {Stopwatch.GetElapsedTime(pending.Dequeued, now).TotalMilliseconds:0.#} ms without finishing; retry with a longer deadline or a smaller batch.");
+        return string.Create(CultureInfo.InvariantCulture, $"Model '{model}' could not answer within the call's gRPC deadline ({left.TotalMilliseconds:0.#} ms after the request reached the model): {where}");
+    }
+
+    /// <summary>
     /// How the service batches <paramref name="definition"/>: the most samples one run may hold (the
     /// model's own limit and EffServe:Selection:MaxBatchSize; 1 without a batch dimension), and the
     /// gain in samples per second a larger batch must bring (EffServe:Selection:MinBatchingGain).
@@ -424,7 +464,7 @@ public sealed class InferenceEngine
         if (parameters.Variant is { } pinned)
         {
             var variant = served.Definition.FindVariant(pinned)
-                ?? throw new RpcException(new Status(StatusCode.InvalidArgument, $"effserve.variant '{pinned}' is not a variant of model '{name}' (variants: {string.Join(", ", served.Definition.Variants.Select(v => v.Name))})."));
+                ?? throw new RpcException(new Status(StatusCode.InvalidArgument, $"effserve.variant '{StatusDetails.Quote(pinned)}' is not a variant of model '{name}' (variants: {string.Join(", ", served.Definition.Variants.Select(v => v.Name))})."));
             if (!runtime.IsLoaded(pinned))
             {
                 var reason = runtime.Variants.First(v => v.Definition.Name == pinned).SkipReason;

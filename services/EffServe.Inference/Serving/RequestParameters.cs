@@ -2,6 +2,7 @@ using System.Globalization;
 using EffServe.Contracts.Inference;
 using EffServe.Core.EarlyExit;
 using EffServe.Core.Protocol;
+using EffServe.Inference.Rpc;
 using Google.Protobuf.Collections;
 using Grpc.Core;
 
@@ -95,7 +96,7 @@ public sealed record RequestParameters(
                         null or "use" => CacheMode.Use,
                         "bypass" => CacheMode.Bypass,
                         "refresh" => CacheMode.Refresh,
-                        _ => Invalid(problems, $"{key} is '{mode}'; use 'use', 'bypass' or 'refresh'."),
+                        _ => Invalid(problems, $"{key} is '{StatusDetails.Quote(mode)}'; use 'use', 'bypass' or 'refresh'."),
                     };
                     break;
                 case PriorityKey:
@@ -117,7 +118,7 @@ public sealed record RequestParameters(
                 default:
                     if (key.StartsWith(ParameterNames.Prefix, StringComparison.Ordinal))
                     {
-                        problems.Add($"'{key}' is not an EffServe parameter (known: {string.Join(", ", s_known)}).");
+                        problems.Add($"'{StatusDetails.Quote(key)}' is not an EffServe parameter (known: {string.Join(", ", s_known)}).");
                     }
 
                     break;
@@ -126,7 +127,7 @@ public sealed record RequestParameters(
 
         if (problems.Count > 0)
         {
-            throw new RpcException(new Status(StatusCode.InvalidArgument, "Invalid request parameters: " + string.Join(" ", problems)));
+            throw new RpcException(new Status(StatusCode.InvalidArgument, StatusDetails.Problems("Invalid request parameters:", problems)));
         }
 
         return new RequestParameters(variant, threshold, slo, minAccuracy, maxCost, cache, priority, timeout is 0 ? null : timeout);

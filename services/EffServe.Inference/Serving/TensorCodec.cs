@@ -3,6 +3,7 @@ using System.Runtime.InteropServices;
 using EffServe.Contracts.Inference;
 using EffServe.Core.Tensors;
 using EffServe.Core.Zoo;
+using EffServe.Inference.Rpc;
 using Google.Protobuf;
 using Grpc.Core;
 
@@ -10,8 +11,9 @@ namespace EffServe.Inference.Serving;
 
 /// <summary>
 /// Turns a request's input tensors (raw or typed contents) into validated <see cref="NamedTensor"/>s,
-/// and outputs back into the wire form. Every problem of a request is reported in one
-/// INVALID_ARGUMENT status that names the tensor and what was expected.
+/// and outputs back into the wire form. The problems of a request are reported in one
+/// INVALID_ARGUMENT status that names the tensor and what was expected (the first few, and how
+/// many more: <see cref="StatusDetails.Problems"/>).
 /// </summary>
 internal static class TensorCodec
 {
@@ -38,14 +40,14 @@ internal static class TensorCodec
             var input = request.Inputs[i];
             if (!seen.Add(input.Name))
             {
-                problems.Add($"input '{input.Name}' appears twice.");
+                problems.Add($"input '{StatusDetails.Quote(input.Name)}' appears twice.");
                 continue;
             }
 
             var spec = model.Inputs.FirstOrDefault(s => s.Name == input.Name);
             if (spec is null)
             {
-                problems.Add($"'{input.Name}' is not an input of the model (inputs: {expected}).");
+                problems.Add($"'{StatusDetails.Quote(input.Name)}' is not an input of the model (inputs: {expected}).");
                 continue;
             }
 
@@ -57,7 +59,7 @@ internal static class TensorCodec
 
             if (!DataTypes.TryParse(input.Datatype, out var type))
             {
-                problems.Add($"input '{input.Name}' has datatype '{input.Datatype}', which is not a protocol datatype; the model expects {spec.DataType.ToWireName()}.");
+                problems.Add($"input '{input.Name}' has datatype '{StatusDetails.Quote(input.Datatype)}', which is not a protocol datatype; the model expects {spec.DataType.ToWireName()}.");
                 continue;
             }
 
@@ -119,7 +121,7 @@ internal static class TensorCodec
         {
             if (model.Outputs.All(o => o.Name != output.Name))
             {
-                problems.Add($"requested output '{output.Name}' is not an output of the model (outputs: {string.Join(", ", model.Outputs)}).");
+                problems.Add($"requested output '{StatusDetails.Quote(output.Name)}' is not an output of the model (outputs: {string.Join(", ", model.Outputs)}).");
             }
             else if (names.Contains(output.Name))
             {
@@ -132,7 +134,7 @@ internal static class TensorCodec
 
             foreach (var key in output.Parameters.Keys.Where(k => k != "binary_data"))
             {
-                problems.Add($"output parameter '{key}' (on '{output.Name}') is not supported.");
+                problems.Add($"output parameter '{StatusDetails.Quote(key)}' (on '{StatusDetails.Quote(output.Name)}') is not supported.");
             }
         }
 
@@ -454,5 +456,5 @@ internal static class TensorCodec
     }
 
     private static RpcException Invalid(ModelDefinition model, IReadOnlyList<string> problems) =>
-        new(new Status(StatusCode.InvalidArgument, $"Invalid request for model '{model.Name}': {string.Join(" ", problems)}"));
+        new(new Status(StatusCode.InvalidArgument, StatusDetails.Problems($"Invalid request for model '{model.Name}':", problems)));
 }

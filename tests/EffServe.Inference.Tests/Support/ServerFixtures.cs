@@ -21,12 +21,15 @@ public abstract class ServerFixture : IAsyncLifetime
     /// <summary>Configuration keys that override the defaults of <see cref="InferenceServer"/>.</summary>
     protected virtual IDictionary<string, string?>? Settings => null;
 
+    /// <summary>Where the server's log goes; null: nowhere.</summary>
+    protected virtual LogCapture? Logs => null;
+
     /// <summary>The zoo folder to serve; called once, before the server starts.</summary>
     protected abstract string PrepareZoo();
 
     public async ValueTask InitializeAsync()
     {
-        _server = await InferenceServer.StartAsync(PrepareZoo(), Settings);
+        _server = await InferenceServer.StartAsync(PrepareZoo(), Settings, logs: Logs);
     }
 
     public virtual async ValueTask DisposeAsync()
@@ -43,6 +46,18 @@ public abstract class ServerFixture : IAsyncLifetime
 /// <summary>The demo zoo: model <c>digits</c> with variants fp32 and early-exit.</summary>
 public sealed class DigitsServerFixture : ServerFixture
 {
+    protected override string PrepareZoo() => RepoPaths.Zoo;
+}
+
+/// <summary>The demo zoo (<c>digits</c>) with what the server logs kept, the service's own debug lines included.</summary>
+public sealed class LoggedDigitsServerFixture : ServerFixture
+{
+    public LogCapture Captured { get; } = new();
+
+    protected override LogCapture? Logs => Captured;
+
+    protected override IDictionary<string, string?>? Settings => new Dictionary<string, string?> { ["Logging:LogLevel:EffServe"] = "Debug" };
+
     protected override string PrepareZoo() => RepoPaths.Zoo;
 }
 
