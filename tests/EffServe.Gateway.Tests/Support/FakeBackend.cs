@@ -33,8 +33,8 @@ internal enum FakeAnswer
     LargeMetadata,
 }
 
-/// <summary>One call a fake backend received: its method path, the headers the gateway sent, the body.</summary>
-internal sealed record FakeCall(string Path, IReadOnlyDictionary<string, string> Headers, byte[] Body)
+/// <summary>One call a fake backend received: its method path, the headers the gateway sent, the body (what arrived, when the request ended early).</summary>
+internal sealed record FakeCall(string Path, IReadOnlyDictionary<string, string> Headers, byte[] Body, bool Complete = true)
 {
     public string? GrpcTimeout => Headers.GetValueOrDefault("grpc-timeout");
 
@@ -68,20 +68,26 @@ internal sealed class FakeBackend : IAsyncDisposable
 
     public IReadOnlyCollection<FakeCall> Calls => _calls;
 
-    public static async Task<FakeBackend> StartAsync(string model, FakeAnswer answer)
+    /// <summary>Starts a fake serving <paramref name="model"/> and, by grpc.health.v1, <paramref name="alsoServes"/>.</summary>
+    public static async Task<FakeBackend> StartAsync(string model, FakeAnswer answer, params string[] alsoServes)
     {
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { EnvironmentName = "Testing", ContentRootPath = RepoPaths.Root, Args = [] });
         builder.Logging.ClearProviders();
         builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, o => o.Protocols = HttpProtocols.Http2));
         var health = new HealthServiceImpl();
         health.SetStatus("", HealthCheckResponse.Types.ServingStatus.Serving);
-        health.SetStatus(model, HealthCheckResponse.Types.ServingStatus.Serving);
+        foreach (var served in alsoServes.Prepend(model))
+        {
+            health.SetStatus(served, HealthCheckResponse.Types.ServingStatus.Serving);
+        }
+
         builder.Services.AddSingleton(health);
         builder.Services.AddGrpc();
         var app = builder.Build();
         var fake = new FakeBackend(app, model, answer);
         app.MapGrpcService<HealthServiceImpl>();
         app.MapPost(RawGrpc.Inference + "{method}", fake.AnswerAsync);
+        app.MapPost("/effserve.v1.JobService/{method}", fake.AnswerAsync);
         await app.StartAsync();
         fake.Address = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
         return fake;
@@ -90,8 +96,19 @@ internal sealed class FakeBackend : IAsyncDisposable
     private async Task AnswerAsync(HttpContext context)
     {
         using var body = new MemoryStream();
-        await context.Request.Body.CopyToAsync(body, context.RequestAborted);
         var headers = context.Request.Headers.ToDictionary(h => h.Key.ToLowerInvariant(), h => h.Value.ToString(), StringComparer.Ordinal);
+        try
+        {
+            await context.Request.Body.CopyToAsync(body, context.RequestAborted);
+        }
+        catch (Exception e) when (e is IOException or OperationCanceledException or Microsoft.AspNetCore.Http.BadHttpRequestException)
+        {
+            // The request ended early (the gateway reset it): what arrived is kept, for tests that
+            // check what a replica was sent.
+            _calls.Enqueue(new FakeCall(context.Request.Path.Value ?? "", headers, body.ToArray(), Complete: false));
+            return;
+        }
+
         _calls.Enqueue(new FakeCall(context.Request.Path.Value ?? "", headers, body.ToArray()));
 
         var response = context.Response;
