@@ -29,7 +29,7 @@ public sealed class HeaderBlockTests(AttackReplicas replicas)
                     held.AddRange(await Task.WhenAll(batch.Select(async _ =>
                     {
                         var raw = await RawH2.ConnectAsync(attack.Address);
-                        raw.StartReading();
+                        raw.StartReading(acknowledgeSettings: false);
                         await raw.HeadersAsync(1, "ModelInfer", endHeaders: false);
                         return raw;
                     })));
@@ -37,7 +37,7 @@ public sealed class HeaderBlockTests(AttackReplicas replicas)
 
                 // Empty CONTINUATION frames after an unfinished HEADERS, as fast as they are taken.
                 await using var flooder = await RawH2.ConnectAsync(attack.Address);
-                flooder.StartReading();
+                flooder.StartReading(acknowledgeSettings: false);
                 await flooder.WriteFrameAsync(Http2.Type.Headers, 0, 1, block[..4]);
                 var continuations = Enumerable.Repeat(RawH2.Frame(Http2.Type.Continuation, 0, 1, []), 4096).SelectMany(f => f).ToArray();
                 long frames = 0;

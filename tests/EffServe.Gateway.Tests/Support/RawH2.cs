@@ -243,10 +243,12 @@ internal sealed class RawH2 : IAsyncDisposable
 
     /// <summary>
     /// Reads every frame from now on in the background: statuses, resets and GOAWAY are recorded,
-    /// the server's SETTINGS acknowledged, and, when <paramref name="credit"/>, every DATA frame's
-    /// bytes given back (stream and connection) so that responses never stall on this client.
+    /// the server's SETTINGS acknowledged (unless <paramref name="acknowledgeSettings"/> is false: an
+    /// acknowledgement would break a header block the test holds open), and, when
+    /// <paramref name="credit"/>, every DATA frame's bytes given back (stream and connection) so
+    /// that responses never stall on this client.
     /// </summary>
-    public void StartReading(bool credit = true)
+    public void StartReading(bool credit = true, bool acknowledgeSettings = true)
     {
         _reader ??= Task.Run(async () =>
         {
@@ -279,7 +281,7 @@ internal sealed class RawH2 : IAsyncDisposable
                         case Http2.Type.GoAway:
                             GoAwayCode = BinaryPrimitives.ReadInt32BigEndian(frame.Payload.AsSpan(4));
                             break;
-                        case Http2.Type.Settings when (frame.Flags & Http2.Flags.Ack) == 0:
+                        case Http2.Type.Settings when acknowledgeSettings && (frame.Flags & Http2.Flags.Ack) == 0:
                             _ = TryWriteRawAsync(Frame(Http2.Type.Settings, Http2.Flags.Ack, 0, []), TimeSpan.FromSeconds(5));
                             break;
                         case Http2.Type.Data when credit && frame.Payload.Length > 0:
