@@ -175,6 +175,14 @@ public sealed class ModelCallForwarder
                 GatewayLog.ReplicaFailed(_logger, model, destination.Prefix, error.ToString(), exception?.Message ?? "");
             }
 
+            // A stream message the check refused: the caller is told why, and the replica is not blamed.
+            if (error is ForwarderError.RequestBodyClient && RefusalIn(exception) is { } refused && !context.Response.HasStarted && !context.RequestAborted.IsCancellationRequested)
+            {
+                context.Features.Set<IForwarderErrorFeature>(null);
+                await GrpcResponses.WriteErrorAsync(context, StatusCode.InvalidArgument, refused.Message).ConfigureAwait(false);
+                return;
+            }
+
             if (retryable && (unreachable || error is ForwarderError.Request) && !context.Response.HasStarted && !context.RequestAborted.IsCancellationRequested)
             {
                 // YARP set a 502 for the failed attempt; nothing was sent, so start the response afresh.
@@ -272,6 +280,19 @@ public sealed class ModelCallForwarder
 
             reader.AdvanceTo(buffer.Start, buffer.End);
         }
+    }
+
+    private static StreamMessageRefusedException? RefusalIn(Exception? exception)
+    {
+        for (var e = exception; e is not null; e = e.InnerException)
+        {
+            if (e is StreamMessageRefusedException refused)
+            {
+                return refused;
+            }
+        }
+
+        return null;
     }
 
     private static TimeSpan? Deadline(HttpContext context, long started) =>

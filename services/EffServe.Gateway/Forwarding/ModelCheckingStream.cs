@@ -38,7 +38,7 @@ internal sealed class ModelCheckingStream(Stream inner, string model, string? en
         var read = await inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
         if (read == 0 && (_prefixFilled > 0 || _messageLeft > 0))
         {
-            throw new IOException("The stream ended inside a gRPC message.");
+            throw new StreamMessageRefusedException("The stream ended inside a gRPC message.");
         }
 
         Check(buffer.Span[..read]);
@@ -69,21 +69,21 @@ internal sealed class ModelCheckingStream(Stream inner, string model, string? en
                 _messageLeft = GrpcFrames.MessageLength(new ReadOnlySequence<byte>(_prefix));
                 if (_messageLeft > maxMessageBytes)
                 {
-                    throw new IOException($"A message of the stream is larger than the gateway's limit of {maxMessageBytes} bytes.");
+                    throw new StreamMessageRefusedException($"A message of the stream is larger than the gateway's limit of {maxMessageBytes} bytes.");
                 }
 
                 _scanner = _prefix[0] == 0 ? new Field1Scanner() : null;
                 _compressed = _prefix[0] == 0 ? null : new ArrayBufferWriter<byte>();
                 if (_prefix[0] > 1)
                 {
-                    throw new IOException($"A message of the stream has compression flag {_prefix[0]}; it must be 0 or 1.");
+                    throw new StreamMessageRefusedException($"A message of the stream has compression flag {_prefix[0]}; it must be 0 or 1.");
                 }
             }
 
             var part = (int)Math.Min(_messageLeft, data.Length);
             if (_scanner is not null && !_scanner.Feed(data[..part]))
             {
-                throw new IOException($"A message of the stream is not well formed: {_scanner.Problem}.");
+                throw new StreamMessageRefusedException($"A message of the stream is not well formed: {_scanner.Problem}.");
             }
 
             _compressed?.Write(data[..part]);
@@ -106,12 +106,12 @@ internal sealed class ModelCheckingStream(Stream inner, string model, string? en
             _compressed.WrittenSpan.CopyTo(frame.AsSpan(GrpcFrames.PrefixLength));
             if (GrpcFrames.TryReadField1(new ReadOnlySequence<byte>(frame), encoding, maxMessageBytes, out named, out var detail) != PeekError.None)
             {
-                throw new IOException($"A message of the stream could not be read: {detail}.");
+                throw new StreamMessageRefusedException($"A message of the stream could not be read: {detail}.");
             }
         }
         else if (!_scanner!.TryComplete(out named))
         {
-            throw new IOException($"A message of the stream is not well formed: {_scanner.Problem}.");
+            throw new StreamMessageRefusedException($"A message of the stream is not well formed: {_scanner.Problem}.");
         }
 
         _messageLeft = -1;
@@ -119,7 +119,7 @@ internal sealed class ModelCheckingStream(Stream inner, string model, string? en
         _compressed = null;
         if (!string.Equals(named, model, StringComparison.Ordinal))
         {
-            throw new IOException($"A message of the stream names model '{named}'; this stream was routed to '{model}', and every message of a stream must name the same model.");
+            throw new StreamMessageRefusedException($"A message of the stream names model '{named}'; this stream was routed to '{model}', and every message of a stream must name the same model.");
         }
     }
 
@@ -133,3 +133,6 @@ internal sealed class ModelCheckingStream(Stream inner, string model, string? en
 
     public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 }
+
+/// <summary>A later message of a stream that the gateway refuses to pass on: the caller's fault, never the replica's.</summary>
+internal sealed class StreamMessageRefusedException(string message) : IOException(message);

@@ -33,8 +33,8 @@ internal enum FakeAnswer
     LargeMetadata,
 }
 
-/// <summary>One call a fake backend received: its method path, the headers the gateway sent, the body.</summary>
-internal sealed record FakeCall(string Path, IReadOnlyDictionary<string, string> Headers, byte[] Body)
+/// <summary>One call a fake backend received: its method path, the headers the gateway sent, the body (what arrived, when the request ended early).</summary>
+internal sealed record FakeCall(string Path, IReadOnlyDictionary<string, string> Headers, byte[] Body, bool Complete = true)
 {
     public string? GrpcTimeout => Headers.GetValueOrDefault("grpc-timeout");
 
@@ -73,19 +73,28 @@ internal sealed class FakeBackend : IAsyncDisposable
     /// <summary>How many grpc.health.v1 checks reached the backend (answered or not).</summary>
     public int HealthChecks => _health.Count;
 
+    /// <summary>Starts a fake serving <paramref name="model"/> and, by grpc.health.v1, <paramref name="alsoServes"/>.</summary>
+    public static Task<FakeBackend> StartAsync(string model, FakeAnswer answer, params string[] alsoServes) =>
+        StartAsync(model, answer, healthDelay: null, alsoServes);
+
     /// <summary>
-    /// Starts a backend for <paramref name="model"/>; with <paramref name="healthDelay"/>, every
-    /// health check is held that long before it answers SERVING (a replica too busy to answer its
-    /// probe in time), while inference calls answer as fast as <paramref name="answer"/> says.
+    /// Starts a backend for <paramref name="model"/> (and <paramref name="alsoServes"/>); with
+    /// <paramref name="healthDelay"/>, every health check is held that long before it answers
+    /// SERVING (a replica too busy to answer its probe in time), while inference calls answer as
+    /// fast as <paramref name="answer"/> says.
     /// </summary>
-    public static async Task<FakeBackend> StartAsync(string model, FakeAnswer answer, TimeSpan? healthDelay = null)
+    public static async Task<FakeBackend> StartAsync(string model, FakeAnswer answer, TimeSpan? healthDelay, params string[] alsoServes)
     {
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { EnvironmentName = "Testing", ContentRootPath = RepoPaths.Root, Args = [] });
         builder.Logging.ClearProviders();
         builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, o => o.Protocols = HttpProtocols.Http2));
         var health = new HealthServiceImpl();
         health.SetStatus("", HealthCheckResponse.Types.ServingStatus.Serving);
-        health.SetStatus(model, HealthCheckResponse.Types.ServingStatus.Serving);
+        foreach (var served in alsoServes.Prepend(model))
+        {
+            health.SetStatus(served, HealthCheckResponse.Types.ServingStatus.Serving);
+        }
+
         var counted = new CountedHealth(health, healthDelay ?? TimeSpan.Zero);
         builder.Services.AddSingleton(counted);
         builder.Services.AddGrpc();
@@ -93,6 +102,7 @@ internal sealed class FakeBackend : IAsyncDisposable
         var fake = new FakeBackend(app, model, answer, counted);
         app.MapGrpcService<CountedHealth>();
         app.MapPost(RawGrpc.Inference + "{method}", fake.AnswerAsync);
+        app.MapPost("/effserve.v1.JobService/{method}", fake.AnswerAsync);
         await app.StartAsync();
         fake.Address = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
         return fake;
@@ -101,8 +111,19 @@ internal sealed class FakeBackend : IAsyncDisposable
     private async Task AnswerAsync(HttpContext context)
     {
         using var body = new MemoryStream();
-        await context.Request.Body.CopyToAsync(body, context.RequestAborted);
         var headers = context.Request.Headers.ToDictionary(h => h.Key.ToLowerInvariant(), h => h.Value.ToString(), StringComparer.Ordinal);
+        try
+        {
+            await context.Request.Body.CopyToAsync(body, context.RequestAborted);
+        }
+        catch (Exception e) when (e is IOException or OperationCanceledException or Microsoft.AspNetCore.Http.BadHttpRequestException)
+        {
+            // The request ended early (the gateway reset it): what arrived is kept, for tests that
+            // check what a replica was sent.
+            _calls.Enqueue(new FakeCall(context.Request.Path.Value ?? "", headers, body.ToArray(), Complete: false));
+            return;
+        }
+
         _calls.Enqueue(new FakeCall(context.Request.Path.Value ?? "", headers, body.ToArray()));
 
         var response = context.Response;
