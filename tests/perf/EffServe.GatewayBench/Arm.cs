@@ -82,12 +82,12 @@ internal sealed class Arm : IDisposable
     /// <summary>
     /// Warm-up: latency windows of 100 calls, one in flight, until the medians of three in a row
     /// agree within 10% (medians, not totals: on a shared machine one descheduling would reset a
-    /// total), at most 40 windows; sets <see cref="WarmupWindows"/> and what follows it.
+    /// total), at most <paramref name="maxWindows"/>; sets <see cref="WarmupWindows"/> and what follows it.
     /// </summary>
-    public async Task WarmUpAsync(IReadOnlyList<ModelInferRequest> requests)
+    public async Task WarmUpAsync(IReadOnlyList<ModelInferRequest> requests, int maxWindows = 40)
     {
         var windows = new List<double>();
-        while (windows.Count < 40 && (windows.Count < 3 || windows.TakeLast(3).Max() > 1.1 * windows.TakeLast(3).Min()))
+        while (windows.Count < maxWindows && (windows.Count < 3 || windows.TakeLast(3).Max() > 1.1 * windows.TakeLast(3).Min()))
         {
             var latencies = await LatencyAsync(requests, 100, windows.Count * 100).ConfigureAwait(false);
             windows.Add(Stats.Median(latencies));

@@ -76,7 +76,7 @@ internal sealed class BenchOptions
           --callers N,N,...   closed-loop callers tried for the capacity, the best taken (default 8,16)
           --connections N     gRPC channels the load is spread over, calls round-robined (default 4)
           --seed N            seed of the arrival trace and the sample choice (default 20261125)
-          --quick             a smoke run: 5 s steps, 3 s capacity windows
+          --quick             a smoke run: 5 s steps, 3 s capacity windows, at most 10 warm-up windows
           --out DIR           where results.md and results.json go (default artifacts/bench-overload)
           --json [PATH]       write the results as JSON to PATH too, or to stdout instead of the table
           --no-build          fail instead of building missing service binaries

@@ -11,7 +11,8 @@ namespace EffServe.GatewayBench;
 /// <param name="ClientDeadline">The client's own deadline ended the call: no answer and no refusal came in time.</param>
 /// <param name="EmptyMessage">A status other than OK that the server sent with an empty grpc-message.</param>
 /// <param name="LatencyUs">Microseconds from the scheduled send time to the answer or the error.</param>
-internal readonly record struct CallOutcome(StatusCode Status, bool ClientDeadline, bool EmptyMessage, long LatencyUs);
+/// <param name="Transport">The status is the client's reading of a transport failure (a stream reset, a lost connection), not one the server sent.</param>
+internal readonly record struct CallOutcome(StatusCode Status, bool ClientDeadline, bool EmptyMessage, long LatencyUs, bool Transport = false);
 
 /// <summary>The raw record of one open-loop step.</summary>
 /// <param name="Outcomes">One per scheduled call, in schedule order.</param>
@@ -97,10 +98,12 @@ internal static class OpenLoop
             // hides grpc-status from the trailers, so a refusal the server sent with no message
             // after the deadline cannot be told from it; one sent before the deadline can.
             var clientDeadline = e.StatusCode == StatusCode.DeadlineExceeded && string.IsNullOrEmpty(detail) && TimeProvider.System.GetUtcNow().UtcDateTime >= deadlineUtc;
-            outcomes[index] = new CallOutcome(e.StatusCode, clientDeadline, !clientDeadline && string.IsNullOrEmpty(detail), latency);
+            // grpc-dotnet keeps the exception behind a status it made of a transport failure.
+            var transport = e.Status.DebugException is not null;
+            outcomes[index] = new CallOutcome(e.StatusCode, clientDeadline, !clientDeadline && !transport && string.IsNullOrEmpty(detail), latency, transport);
             if (!clientDeadline)
             {
-                examples.TryAdd(RunSummary.StatusName(e.StatusCode), detail);
+                examples.TryAdd(RunSummary.StatusName(e.StatusCode) + (transport ? " (transport)" : ""), detail);
             }
         }
     }

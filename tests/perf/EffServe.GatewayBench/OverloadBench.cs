@@ -36,7 +36,7 @@ internal static class OverloadBench
         }
 
         var accuracy = (double)correct / requests.Count;
-        await arm.WarmUpAsync(requests).ConfigureAwait(false);
+        await arm.WarmUpAsync(requests, options.Quick ? 10 : 40).ConfigureAwait(false);
         Log.Line(string.Create(s_inv, $"{requests.Count} samples answered through the gateway (accuracy {accuracy:F3}); warm-up: {arm.WarmupWindows} windows, {(arm.WarmupConverged ? "converged" : "NOT converged")}, last median {arm.WarmupLastMedianUs:F0} µs"));
 
         // The load is spread over a few channels (each its own HTTP/2 connections), as many
