@@ -64,6 +64,11 @@ bench-gateway: prerequisites ## Gateway hop vs nginx grpc_pass in front of the s
 	$(DOTNET) build tests/perf/EffServe.GatewayBench -c Release -v quiet -nologo
 	$(DOTNET) tests/perf/EffServe.GatewayBench/bin/Release/net10.0/EffServe.GatewayBench.dll $(BENCH_ARGS)
 
+.PHONY: bench-overload
+bench-overload: prerequisites ## Gateway under overload: shapes open loop at 1x, 1.5x, 2x its measured capacity, 1 s deadlines: goodput, answers by status, memory, into artifacts/bench-overload (BENCH_ARGS="--quick" for a smoke run)
+	$(DOTNET) build tests/perf/EffServe.GatewayBench -c Release -v quiet -nologo
+	$(DOTNET) tests/perf/EffServe.GatewayBench/bin/Release/net10.0/EffServe.GatewayBench.dll overload $(BENCH_ARGS)
+
 .PHONY: build-gpu
 build-gpu: prerequisites ## Build the inference service's GPU flavour (ONNX Runtime CUDA/TensorRT; CUDA 13 + cuDNN 9 at run time) into artifacts/gpu
 	$(DOTNET) build services/EffServe.Inference -c $(CONFIGURATION) -p:EffServeGpu=true -o artifacts/gpu -v quiet -nologo

@@ -79,6 +79,25 @@ internal sealed class Arm : IDisposable
         return [.. _callerChannels.Take(count).Select(c => new GRPCInferenceService.GRPCInferenceServiceClient(c))];
     }
 
+    /// <summary>
+    /// Warm-up: latency windows of 100 calls, one in flight, until the medians of three in a row
+    /// agree within 10% (medians, not totals: on a shared machine one descheduling would reset a
+    /// total), at most <paramref name="maxWindows"/>; sets <see cref="WarmupWindows"/> and what follows it.
+    /// </summary>
+    public async Task WarmUpAsync(IReadOnlyList<ModelInferRequest> requests, int maxWindows = 40)
+    {
+        var windows = new List<double>();
+        while (windows.Count < maxWindows && (windows.Count < 3 || windows.TakeLast(3).Max() > 1.1 * windows.TakeLast(3).Min()))
+        {
+            var latencies = await LatencyAsync(requests, 100, windows.Count * 100).ConfigureAwait(false);
+            windows.Add(Stats.Median(latencies));
+        }
+
+        WarmupWindows = windows.Count;
+        WarmupConverged = windows.Count >= 3 && windows.TakeLast(3).Max() <= 1.1 * windows.TakeLast(3).Min();
+        WarmupLastMedianUs = windows[^1];
+    }
+
     /// <summary>Sends <paramref name="count"/> requests one after the other; the latency of each, µs.</summary>
     public async Task<List<double>> LatencyAsync(IReadOnlyList<ModelInferRequest> requests, int count, int first)
     {

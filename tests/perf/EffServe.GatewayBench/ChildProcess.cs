@@ -206,6 +206,20 @@ internal static class ProcStat
         return ticks / s_ticksPerSecond.Value;
     }
 
+    /// <summary>Resident memory of a process in MiB (the VmRSS: line of /proc/PID/status); null when it is gone.</summary>
+    public static double? RssMiB(int pid)
+    {
+        try
+        {
+            var line = File.ReadLines($"/proc/{pid}/status").FirstOrDefault(l => l.StartsWith("VmRSS:", StringComparison.Ordinal));
+            return line is null ? null : long.Parse(line["VmRSS:".Length..].Replace("kB", "", StringComparison.Ordinal).Trim(), CultureInfo.InvariantCulture) / 1024.0;
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+
     /// <summary>Threads of the processes together (the Threads: line of /proc/PID/status).</summary>
     public static int Threads(IEnumerable<int> pids)
     {

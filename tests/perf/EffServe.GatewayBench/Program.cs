@@ -1,16 +1,16 @@
 using System.Globalization;
 using System.Runtime.InteropServices;
 using EffServe.Contracts.Inference;
-using EffServe.Core.Tensors;
 using EffServe.GatewayBench;
 using EffServe.Testing;
-using Google.Protobuf;
 using Grpc.Core;
 
 // Issue 3's benchmark: the hop through EffServe's gateway against nginx grpc_pass (one worker), both
 // in front of the same inference service, each a process of its own on loopback. Latency with one
 // request in flight and throughput with N callers, arms interleaved in a seeded shuffled order each
 // round, ratios taken inside each round (BENCHMARKING.md).
+// With the verb `overload` (OverloadBench.cs): the gateway and the service under open-loop load at
+// multiples of the capacity measured through the gateway.
 if (args.Length > 0 && args[0] == TcpPump.Verb)
 {
     return await TcpPump.RunAsync(args[1..]);
@@ -59,6 +59,11 @@ var arms = new List<Arm>();
 try
 {
     var root = RepoPaths.Root;
+    if (options.Verb == BenchVerb.Overload)
+    {
+        return await OverloadBench.RunAsync(options, args, root);
+    }
+
     var loadStart = Machine.LoadAverage();
     var serviceDll = Prerequisites.ServiceDll(root, "EffServe.Inference", options.NoBuild);
     var gatewayDll = Prerequisites.ServiceDll(root, "EffServe.Gateway", options.NoBuild);
@@ -66,19 +71,19 @@ try
     folder = Directory.CreateTempSubdirectory("effserve-gatewaybench-");
 
     Log.Line("starting the inference service ...");
-    var (service, serviceAddress) = await Stack.StartServiceAsync(root, serviceDll);
+    var (service, serviceAddress) = await Stack.StartServiceAsync(root, serviceDll, options.Model);
     Log.Line($"inference service ready at {serviceAddress} (pid {service.Pid}); starting the gateway and nginx ...");
     var doors = new List<Door> { new("direct", serviceAddress, null, null) };
-    var gateway = await Stack.StartGatewayAsync("gateway", root, gatewayDll, serviceAddress, null);
+    var gateway = await Stack.StartGatewayAsync("gateway", root, gatewayDll, serviceAddress, options.Model, null);
     doors.Add(gateway);
     if (options.HeaderArm)
     {
-        doors.Add(gateway with { Name = "gateway+header", Headers = new Metadata { { "effserve-model", Stack.Model } } });
+        doors.Add(gateway with { Name = "gateway+header", Headers = new Metadata { { "effserve-model", options.Model } } });
     }
 
     foreach (var variant in options.Variants)
     {
-        doors.Add(await Stack.StartGatewayAsync($"gateway:{variant.Name}", root, gatewayDll, serviceAddress, variant));
+        doors.Add(await Stack.StartGatewayAsync($"gateway:{variant.Name}", root, gatewayDll, serviceAddress, options.Model, variant));
     }
 
     if (options.BareYarp)
@@ -103,18 +108,8 @@ try
         Log.Line($"{door.Name}: {door.Address} (pids {string.Join(' ', door.Pids)})");
     }
 
-    // The workload: digits, batch 1, raw FP32 contents, the model named only inside the message.
-    var images = NpyArray.Read(Path.Combine(root, "zoo", Stack.Model, "eval", "images.npy"));
-    var labels = MemoryMarshal.Cast<byte, long>(NpyArray.Read(Path.Combine(root, "zoo", Stack.Model, "eval", "labels.npy")).Data).ToArray();
-    var sampleRandom = new Random(options.Seed);
-    var sample = Enumerable.Range(0, labels.Length).OrderBy(_ => sampleRandom.Next()).Take(Math.Min(64, labels.Length)).ToArray();
-    var requests = sample.Select(index =>
-    {
-        var request = new ModelInferRequest { ModelName = Stack.Model };
-        request.Inputs.Add(new ModelInferRequest.Types.InferInputTensor { Name = "image", Datatype = "FP32", Shape = { 1, 1, 8, 8 } });
-        request.RawInputContents.Add(ByteString.CopyFrom(images.Data, index * images.RowBytes, images.RowBytes));
-        return request;
-    }).ToList();
+    // The workload: batch 1, raw FP32 contents, the model named only inside the message.
+    var (requests, labels) = Samples.Load(root, options.Model, options.Seed, 64);
 
     arms.AddRange(doors.Select(d => new Arm(d)));
     var direct = arms[0];
@@ -133,7 +128,7 @@ try
             best = logits[c] > logits[best] ? c : best;
         }
 
-        correct += best == labels[sample[s]] ? 1 : 0;
+        correct += best == labels[s] ? 1 : 0;
         foreach (var arm in arms.Skip(1))
         {
             var answer = await arm.InferAsync(requests[s]);
@@ -149,9 +144,8 @@ try
     var accuracy = (double)correct / requests.Count;
     Log.Line(string.Create(inv, $"every arm answers the {requests.Count}-sample workload identically (accuracy {accuracy:F3}); warming up ..."));
 
-    // Warm-up: latency windows of 100 calls until the medians of three in a row agree within 10%
-    // (medians, not totals: on a shared machine one descheduling would reset a total); then one
-    // throughput window per arm and channel mode (which also opens the per-caller channels).
+    // Warm-up: latency windows until three agree (Arm.WarmUpAsync); then one throughput window per
+    // arm and channel mode (which also opens the per-caller channels).
     var modes = options.Channels switch
     {
         ChannelMode.Shared => new[] { ChannelMode.Shared },
@@ -161,17 +155,8 @@ try
     };
     foreach (var arm in arms)
     {
-        var windows = new List<double>();
-        while (windows.Count < 40 && (windows.Count < 3 || windows.TakeLast(3).Max() > 1.1 * windows.TakeLast(3).Min()))
-        {
-            var latencies = await arm.LatencyAsync(requests, 100, windows.Count * 100);
-            windows.Add(Stats.Median(latencies));
-        }
-
-        arm.WarmupWindows = windows.Count;
-        arm.WarmupConverged = windows.Count >= 3 && windows.TakeLast(3).Max() <= 1.1 * windows.TakeLast(3).Min();
-        arm.WarmupLastMedianUs = windows[^1];
-        Log.Line(string.Create(inv, $"warm-up {arm.Name}: {windows.Count} windows, {(arm.WarmupConverged ? "converged" : "NOT converged")}, last median {windows[^1]:F0} µs"));
+        await arm.WarmUpAsync(requests);
+        Log.Line(string.Create(inv, $"warm-up {arm.Name}: {arm.WarmupWindows} windows, {(arm.WarmupConverged ? "converged" : "NOT converged")}, last median {arm.WarmupLastMedianUs:F0} µs"));
     }
 
     var servicePids = new[] { service.Pid };
@@ -217,7 +202,13 @@ try
 
     var loadEnd = Machine.LoadAverage();
     var threads = doors.ToDictionary(d => d.Name, d => d.Process is null ? (int?)null : ProcStat.Threads(d.Pids));
-    var result = Report.Build(options, args, root, gatewayDll, arms, direct, nginxArm, modes, requests.Count, accuracy, identical, loadStart, loadEnd, threads, ProcStat.Threads(servicePids), File.ReadAllText(Path.Combine(folder.FullName, "nginx.conf")));
+    var workload = new WorkloadInfo(
+        $"{options.Model} (its default variant)",
+        $"ModelInfer, batch 1, raw FP32 contents ({Samples.Shape(requests[0])}), model named only in the message",
+        requests.Count,
+        accuracy,
+        identical);
+    var result = Report.Build(options, args, root, gatewayDll, arms, direct, nginxArm, modes, workload, loadStart, loadEnd, threads, ProcStat.Threads(servicePids), File.ReadAllText(Path.Combine(folder.FullName, "nginx.conf")));
     await BenchText.WriteResultsAsync(options.Json, () => Report.Markdown(result), () => Report.Json(result));
 
     return 0;

@@ -18,10 +18,8 @@ internal sealed record Door(string Name, Uri Address, ChildProcess? Process, Met
 /// <summary>Starts the inference service, the gateway(s) and nginx, each a process of its own on loopback.</summary>
 internal static class Stack
 {
-    public const string Model = "digits";
-
-    /// <summary>The inference service serving digits.</summary>
-    public static async Task<(ChildProcess Process, Uri Address)> StartServiceAsync(string root, string dll)
+    /// <summary>The inference service serving <paramref name="model"/> from the repository's zoo.</summary>
+    public static async Task<(ChildProcess Process, Uri Address)> StartServiceAsync(string root, string dll, string model)
     {
         var port = Ports.Free();
         var address = new Uri($"http://127.0.0.1:{port}");
@@ -30,15 +28,15 @@ internal static class Stack
             "--contentRoot", Path.GetDirectoryName(dll)!,
             "--urls", address.ToString().TrimEnd('/'),
             $"--EffServe:Inference:ZooPath={Path.Combine(root, "zoo")}",
-            $"--EffServe:Inference:Models:0={Model}",
+            $"--EffServe:Inference:Models:0={model}",
             "--Logging:LogLevel:Default=Warning",
         ], root);
         await Readiness.WaitReadyAsync(process, address, null).ConfigureAwait(false);
         return (process, address);
     }
 
-    /// <summary>An EffServe gateway in front of the service, with extra settings for a variant.</summary>
-    public static async Task<Door> StartGatewayAsync(string name, string root, string dll, Uri service, GatewayVariant? variant)
+    /// <summary>An EffServe gateway routing <paramref name="model"/> to the service, with extra settings for a variant.</summary>
+    public static async Task<Door> StartGatewayAsync(string name, string root, string dll, Uri service, string model, GatewayVariant? variant)
     {
         var port = Ports.Free();
         var address = new Uri($"http://127.0.0.1:{port}");
@@ -47,7 +45,7 @@ internal static class Stack
             dll,
             "--contentRoot", Path.GetDirectoryName(dll)!,
             "--urls", address.ToString().TrimEnd('/'),
-            $"--EffServe:Gateway:Models:{Model}:Destinations:0={service.ToString().TrimEnd('/')}",
+            $"--EffServe:Gateway:Models:{model}:Destinations:0={service.ToString().TrimEnd('/')}",
             "--Logging:LogLevel:Default=Warning",
         };
         arguments.AddRange(variant?.Arguments ?? []);

@@ -240,7 +240,7 @@ public static partial class OpenLoopRunner
     /// nanosleep (the kernel's high-resolution timers), so a send is late by the timer slack, not
     /// by the 1 ms granularity of <see cref="Thread.Sleep(int)"/>, and no core is burnt spinning.
     /// </summary>
-    private static void WaitUntil(long due)
+    public static void WaitUntil(long due)
     {
         while (true)
         {
