@@ -37,6 +37,21 @@ public sealed class RetryTests(SharedReplicas shared)
     }
 
     [Fact]
+    public async Task ModelMetadata_OnlyReplicaAnswersUnavailable_ItsStatusAndMessageReachTheClientUnchanged()
+    {
+        // A replica's own refusal says why (a missing provider, a model loading); with no other
+        // replica to try, the gateway passes it on instead of one of its own.
+        await using var refusing = await FakeBackend.StartAsync("lonely", FakeAnswer.Unavailable);
+        await using var gateway = await GatewayServer.StartAsync(new GatewaySettings().Model("lonely", refusing.Address).ToDictionary());
+        await gateway.WaitUntilServingAsync("lonely");
+        var client = new GRPCInferenceService.GRPCInferenceServiceClient(gateway.Channel);
+
+        await Rpc.FailsAsync(StatusCode.Unavailable, () => client.ModelMetadataAsync(new ModelMetadataRequest { Name = "lonely" }, deadline: Rpc.Deadline(), cancellationToken: Rpc.Ct).ResponseAsync, "fake replica is unavailable");
+
+        Assert.Single(refusing.Calls);
+    }
+
+    [Fact]
     public async Task ModelInfer_EveryReplicaDown_UnavailableNamingModel()
     {
         var dead = new[] { LoopbackPorts.Unused(), LoopbackPorts.Unused() }.Select(p => new Uri($"http://127.0.0.1:{p}")).ToArray();

@@ -139,7 +139,10 @@ public sealed class ModelCallForwarder
 
             context.Request.Body = body();
             var retryable = canRetry && attempt == 0;
-            var transformer = new GrpcTransformer(started, deadline, retryOnUnavailable: retryable);
+
+            // A replica's own UNAVAILABLE answer is retried only where another replica can take the
+            // call; otherwise it reaches the client unchanged, status and message as the replica chose.
+            var transformer = new GrpcTransformer(started, deadline, retryOnUnavailable: retryable && replicas.Pick(exclude: destination) is not null);
             destination.Enter();
             ForwarderError error;
             try

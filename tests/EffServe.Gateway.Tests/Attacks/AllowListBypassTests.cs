@@ -120,7 +120,10 @@ public sealed class AllowListBypassTests(AttackReplicas replicas)
         Rpc.AssertMentions(stream.Status.Detail, $"names model '{Secret}'");
         Assert.NotEqual(StatusCode.OK, realStream.StatusCode);
         Assert.All(replica.Calls, c => Assert.False(WholeMessages(c.Body).Any(NamesSecret), $"{c.Path} reached the replica with a whole message naming '{Secret}'"));
-        Assert.Contains(replica.Calls, c => c.Path.EndsWith("/ModelStreamInfer", StringComparison.Ordinal) && WholeMessages(c.Body).Count == 1);
+        // The stream reached the replica with at most its first message whole: the refused second
+        // message made the gateway reset the upstream stream, which can overtake the first
+        // message's last bytes.
+        Assert.Contains(replica.Calls, c => c.Path.EndsWith("/ModelStreamInfer", StringComparison.Ordinal) && WholeMessages(c.Body).Count <= 1);
     }
 
     private static bool NamesSecret(byte[] message) => Encoding.UTF8.GetString(message).Contains(Secret, StringComparison.Ordinal);
