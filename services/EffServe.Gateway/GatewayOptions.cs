@@ -37,6 +37,9 @@ public sealed class GatewayOptions
     /// <summary>Request bytes one connection may have held in the gateway at once (at least MaxRequestBytes + 5).</summary>
     public long MaxBufferedRequestBytesPerConnection { get; set; } = 64L * 1024 * 1024 + 5;
 
+    /// <summary>Calls one replica may have in flight through this gateway; more are refused at once (RESOURCE_EXHAUSTED).</summary>
+    public int MaxCallsPerReplica { get; set; } = 256;
+
     /// <summary>How long a call's first message may take to arrive in full.</summary>
     public TimeSpan RequestBodyTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
@@ -160,6 +163,11 @@ internal sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
         if (options.MaxBufferedRequestBytes < options.MaxBufferedRequestBytesPerConnection)
         {
             failures.Add($"{P}:MaxBufferedRequestBytes is {options.MaxBufferedRequestBytes}; it must be at least MaxBufferedRequestBytesPerConnection ({options.MaxBufferedRequestBytesPerConnection}).");
+        }
+
+        if (options.MaxCallsPerReplica < 1)
+        {
+            failures.Add($"{P}:MaxCallsPerReplica is {options.MaxCallsPerReplica}; it must be at least 1.");
         }
 
         if (options.RequestBodyTimeout <= TimeSpan.Zero)

@@ -137,13 +137,31 @@ public sealed class ModelCallForwarder
                 break;
             }
 
+            // A replica takes at most MaxCallsPerReplica calls at once: what it cannot start soon
+            // would only wait in its queue past its deadline, holding memory here. The call goes
+            // to another replica with room, or is refused at once for the client to retry.
+            if (!destination.TryEnter(_options.MaxCallsPerReplica))
+            {
+                var other = replicas.Pick(exclude: destination);
+                if (other is null || !other.TryEnter(_options.MaxCallsPerReplica))
+                {
+                    await GrpcResponses.WriteErrorAsync(
+                        context,
+                        StatusCode.ResourceExhausted,
+                        $"Every replica of model '{model}' in rotation already has {_options.MaxCallsPerReplica} calls in flight (EffServe:Gateway:MaxCallsPerReplica); retry in about 100 ms.",
+                        TimeSpan.FromMilliseconds(100)).ConfigureAwait(false);
+                    return;
+                }
+
+                destination = other;
+            }
+
             context.Request.Body = body();
             var retryable = canRetry && attempt == 0;
 
             // A replica's own UNAVAILABLE answer is retried only where another replica can take the
             // call; otherwise it reaches the client unchanged, status and message as the replica chose.
             var transformer = new GrpcTransformer(started, deadline, retryOnUnavailable: retryable && replicas.Pick(exclude: destination) is not null);
-            destination.Enter();
             ForwarderError error;
             try
             {
@@ -198,7 +216,13 @@ public sealed class ModelCallForwarder
 
             if (!context.Response.HasStarted && !context.RequestAborted.IsCancellationRequested)
             {
-                await GrpcResponses.WriteErrorAsync(context, StatusCode.Unavailable, $"Replica {destination.Prefix} of model '{model}' could not complete the call ({error}); retry later.").ConfigureAwait(false);
+                var clientSide = error is ForwarderError.RequestBodyClient or ForwarderError.ResponseBodyDestination;
+                await GrpcResponses.WriteErrorAsync(
+                    context,
+                    StatusCode.Unavailable,
+                    clientSide
+                        ? $"The call to model '{model}' broke on the caller's side of the gateway ({error}); retry."
+                        : $"Replica {destination.Prefix} of model '{model}' could not complete the call ({error}); retry later.").ConfigureAwait(false);
             }
 
             return;

@@ -80,6 +80,21 @@ public sealed class Destination : IDisposable
 
     public void Enter() => Interlocked.Increment(ref _outstanding);
 
+    /// <summary>
+    /// Counts a call in unless <paramref name="limit"/> calls are already in flight here; false
+    /// (nothing counted) when the replica is full.
+    /// </summary>
+    public bool TryEnter(int limit)
+    {
+        if (Interlocked.Increment(ref _outstanding) <= limit)
+        {
+            return true;
+        }
+
+        Interlocked.Decrement(ref _outstanding);
+        return false;
+    }
+
     public void Leave() => Interlocked.Decrement(ref _outstanding);
 
     /// <summary>
