@@ -11,27 +11,13 @@ namespace EffServe.Gateway.Forwarding;
 /// admit. A compressed message is kept (within the message limit) until it is whole, then inflated
 /// as it is scanned.
 /// </summary>
-internal sealed class ModelCheckingStream(Stream inner, string model, string? encoding, int maxMessageBytes) : Stream
+internal sealed class ModelCheckingStream(Stream inner, string model, string? encoding, int maxMessageBytes) : ReadOnlyBodyStream
 {
     private readonly byte[] _prefix = new byte[GrpcFrames.PrefixLength];
     private int _prefixFilled;
     private long _messageLeft = -1;
     private Field1Scanner? _scanner;
     private ArrayBufferWriter<byte>? _compressed;
-
-    public override bool CanRead => true;
-
-    public override bool CanSeek => false;
-
-    public override bool CanWrite => false;
-
-    public override long Length => throw new NotSupportedException();
-
-    public override long Position
-    {
-        get => throw new NotSupportedException();
-        set => throw new NotSupportedException();
-    }
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
@@ -44,11 +30,6 @@ internal sealed class ModelCheckingStream(Stream inner, string model, string? en
         Check(buffer.Span[..read]);
         return read;
     }
-
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException("Read asynchronously.");
 
     private void Check(ReadOnlySpan<byte> data)
     {
@@ -122,16 +103,6 @@ internal sealed class ModelCheckingStream(Stream inner, string model, string? en
             throw new StreamMessageRefusedException($"A message of the stream names model '{named}'; this stream was routed to '{model}', and every message of a stream must name the same model.");
         }
     }
-
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 }
 
 /// <summary>A later message of a stream that the gateway refuses to pass on: the caller's fault, never the replica's.</summary>
