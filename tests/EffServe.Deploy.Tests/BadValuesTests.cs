@@ -76,4 +76,27 @@ public sealed class BadValuesTests
         Assert.NotEqual(0, result.ExitCode);
         Assert.Contains("autoscaling.kind", result.All, StringComparison.Ordinal);
     }
+
+    [Theory]
+    [InlineData("ingress.hosts[0].paths[0].path=api", "path")]
+    [InlineData("ingress.hosts[0].paths[0].pathType=Anything", "pathType")]
+    [InlineData("gateway.extraContainers[0].name=sidecar", "image")]
+    [InlineData("modelDefaults.extraVolumeMounts[0].name=cache", "mountPath")]
+    [InlineData("gateway.extraVolumes[0].emptyDir.medium=Memory", "name")]
+    [InlineData("gateway.topologySpreadConstraints[0].maxSkew=1", "topologyKey")]
+    [InlineData("models.digits.topologySpreadConstraints[0].whenUnsatisfiable=Never", "whenUnsatisfiable")]
+    [InlineData("imagePullSecrets[0].secret=regcred", "name")]
+    [InlineData("image.pullPolicy=Sometimes", "image.pullPolicy")]
+    [InlineData("tests.timeoutSeconds=0", "tests.timeoutSeconds")]
+    [InlineData("serviceAccount.annotations.a=1", "serviceAccount.annotations.a")]
+    [InlineData("podLabels.tier=1", "podLabels.tier")]
+    [InlineData("ingress.tlss[0].secretName=x", "tlss")]
+    public async Task BadPodExtraOrIngressValue_FailsTheSchema(string set, string named)
+    {
+        var result = await Tools.TemplateAsync([], set);
+
+        Assert.NotEqual(0, result.ExitCode);
+        Assert.Contains("don't meet the specifications of the schema", result.All, StringComparison.Ordinal);
+        Assert.Contains(named, result.All, StringComparison.Ordinal);
+    }
 }

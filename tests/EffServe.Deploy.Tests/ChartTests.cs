@@ -14,6 +14,7 @@ public sealed class ChartTests
         { new Deployment("gpu", s_bothModels, ["shapes"], null), ["ci/gpu-values.yaml"] },
         { new Deployment("autoscaling-keda", s_bothModels, [], "ScaledObject"), ["ci/autoscaling-keda-values.yaml"] },
         { new Deployment("autoscaling-hpa", s_bothModels, [], "HorizontalPodAutoscaler"), ["ci/autoscaling-hpa-values.yaml"] },
+        { new Deployment("extras", s_bothModels, [], null), ["ci/extras-values.yaml"] },
     };
 
     private static string[] Files(string[] valueFiles) => [.. valueFiles.Select(f => Path.Combine(Tools.Chart, f))];

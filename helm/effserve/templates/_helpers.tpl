@@ -60,13 +60,80 @@ effserve.io/model: {{ .model }}
 {{- end -}}
 {{- end -}}
 
-{{/* An image reference: call with (dict "root" $ "image" .Values.images.gateway). */}}
+{{/*
+An EffServe image reference: call with (dict "root" $ "name" "gateway"|"inference"|"inferenceGpu").
+A value under the earlier `images.*` names wins over its `image.*` counterpart (existing values files keep working).
+*/}}
 {{- define "effserve.image" -}}
-{{- $repo := .image.repository -}}
-{{- if .root.Values.images.registry -}}
-{{- $repo = printf "%s/%s" (trimSuffix "/" .root.Values.images.registry) $repo -}}
+{{- $legacy := default (dict) .root.Values.images -}}
+{{- $old := default (dict) (get $legacy .name) -}}
+{{- $new := default (dict) (get .root.Values.image .name) -}}
+{{- $repo := default $new.repository $old.repository -}}
+{{- $registry := default .root.Values.image.registry $legacy.registry -}}
+{{- if $registry -}}
+{{- $repo = printf "%s/%s" (trimSuffix "/" $registry) $repo -}}
 {{- end -}}
-{{- printf "%s:%s" $repo (default .root.Chart.AppVersion .image.tag) -}}
+{{- $tag := default $new.tag $old.tag | default .root.Values.image.tag | default .root.Chart.AppVersion -}}
+{{- printf "%s:%s" $repo $tag -}}
+{{- end -}}
+
+{{/* Pull policy of the chart's images (images.pullPolicy wins when set). */}}
+{{- define "effserve.pullPolicy" -}}
+{{- default .Values.image.pullPolicy (get (default (dict) .Values.images) "pullPolicy") -}}
+{{- end -}}
+
+{{/* imagePullSecrets of a pod spec, indented for it, or nothing (images.pullSecrets wins when set). */}}
+{{- define "effserve.pullSecrets" -}}
+{{- with default .Values.imagePullSecrets (get (default (dict) .Values.images) "pullSecrets") -}}
+imagePullSecrets:
+{{ toYaml . | indent 2 }}
+{{- end -}}
+{{- end -}}
+
+{{/*
+A pod's labels: the standard ones and, before them, podLabels and the component's own (which cannot
+replace the standard ones). Call with the labels context plus "extra" (the component's podLabels).
+*/}}
+{{- define "effserve.podLabels" -}}
+{{- $standard := include "effserve.labels" . | fromYaml -}}
+{{- $extra := merge (deepCopy (default (dict) .extra)) (default (dict) .root.Values.podLabels) -}}
+{{- range $key, $_ := $standard -}}
+{{- $_ := unset $extra $key -}}
+{{- end -}}
+{{- with $extra -}}
+{{ toYaml . }}
+{{ end -}}
+{{ include "effserve.labels" . }}
+{{- end -}}
+
+{{/* A pod's annotations beyond the config checksum: the top-level podAnnotations and the component's (which win). */}}
+{{- define "effserve.podAnnotations" -}}
+{{- with merge (deepCopy (default (dict) .extra)) (default (dict) .root.Values.podAnnotations) -}}
+{{ toYaml . }}
+{{- end -}}
+{{- end -}}
+
+{{/* topologySpreadConstraints, each without a labelSelector given the pods' selector labels. Call with the labels context plus "constraints". */}}
+{{- define "effserve.topologySpread" -}}
+{{- $selector := include "effserve.selectorLabels" . | fromYaml -}}
+{{- $result := list -}}
+{{- range .constraints -}}
+{{- $c := deepCopy . -}}
+{{- if not (hasKey $c "labelSelector") -}}
+{{- $_ := set $c "labelSelector" (dict "matchLabels" $selector) -}}
+{{- end -}}
+{{- $result = append $result $c -}}
+{{- end -}}
+{{- toYaml $result -}}
+{{- end -}}
+
+{{/* A probe from values, its gRPC check (if any) pointed at ports.grpc. Call with (dict "root" $ "probe" PROBE). */}}
+{{- define "effserve.probe" -}}
+{{- $probe := deepCopy .probe -}}
+{{- if hasKey $probe "grpc" -}}
+{{- $_ := set $probe "grpc" (merge (dict "port" (int .root.Values.ports.grpc)) (omit $probe.grpc "port")) -}}
+{{- end -}}
+{{- toYaml $probe -}}
 {{- end -}}
 
 {{/* Where the model's replicas are, as the gateway resolves them: the headless Service's DNS name and port. */}}

@@ -171,7 +171,8 @@ public static class Rules
             problems.Add($"Model {model}: its ConfigMap must set EffServe:Inference:ZooPath and serve exactly {model}.");
         }
 
-        var dnsName = $"{name}.{Deployment.Namespace}.svc.cluster.local:8001";
+        var grpcPort = (string?)service?["spec"]?["ports"]?.AsArray().SingleOrDefault(p => (string?)p?["name"] == "grpc")?["port"] ?? "8001";
+        var dnsName = $"{name}.{Deployment.Namespace}.svc.cluster.local:{grpcPort}";
         if ((string?)gatewaySettings?["EffServe"]?["Gateway"]?["Models"]?[model]?["DnsNames"]?[0] != dnsName)
         {
             problems.Add($"The gateway does not route {model} to {dnsName}.");
