@@ -31,12 +31,38 @@ public sealed class CliContext
     /// <summary>Clock for call deadlines.</summary>
     public TimeProvider Time { get; init; } = TimeProvider.System;
 
-    /// <summary>The context of a real process: the terminal, stdout, stderr and real sockets.</summary>
+    /// <summary>
+    /// Width of human output when stdout is not a terminal: wide enough that no table row or line
+    /// wraps (a pipe or a file has no columns to fit).
+    /// </summary>
+    public const int PipedWidth = 10_000;
+
+    /// <summary>
+    /// The context of a real process: the terminal, stdout, stderr and real sockets. When stdout is
+    /// piped or redirected, human output is plain (no colours, no progress bars) and never wrapped.
+    /// </summary>
     public static CliContext CreateDefault() => new()
     {
-        Console = AnsiConsole.Console,
+        Console = System.Console.IsOutputRedirected ? CreatePipedConsole(System.Console.Out) : AnsiConsole.Console,
         Out = System.Console.Out,
         Error = System.Console.Error,
         ChannelFactory = static address => GrpcChannel.ForAddress(address),
     };
+
+    /// <summary>
+    /// The console for output that goes to a pipe or a file: no ANSI codes, no colours, not
+    /// interactive (so no progress bars are drawn), and <see cref="PipedWidth"/> columns wide.
+    /// </summary>
+    public static IAnsiConsole CreatePipedConsole(TextWriter writer)
+    {
+        var console = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Ansi = AnsiSupport.No,
+            ColorSystem = ColorSystemSupport.NoColors,
+            Interactive = InteractionSupport.No,
+            Out = new AnsiConsoleOutput(writer),
+        });
+        console.Profile.Width = PipedWidth;
+        return console;
+    }
 }

@@ -14,6 +14,10 @@ using Grpc.Health.V1;
 using Grpc.HealthCheck;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Options;
+using System.Globalization;
+using EffServe.Inference.Caching;
+using EffServe.Redis;
+using Grpc.AspNetCore.Server;
 
 namespace EffServe.Inference;
 
@@ -51,13 +55,18 @@ public static partial class InferenceServiceExtensions
         builder.AddCacheAndJobs();
         services.AddHostedService<StoppingNotifier>();
 
-        var maxMessage = builder.Configuration.GetValue<int?>($"{InferenceServiceOptions.SectionName}:MaxMessageBytes") ?? new InferenceServiceOptions().MaxMessageBytes;
         services.AddGrpc(o =>
         {
-            o.MaxReceiveMessageSize = maxMessage;
-            o.MaxSendMessageSize = maxMessage;
             o.EnableDetailedErrors = false;
             o.Interceptors.Add<StatusDetailInterceptor>();
+        });
+
+        // The message limit comes from the bound options, so that a value that does not convert is
+        // reported by CheckSettings with the others instead of failing here.
+        services.AddOptions<GrpcServiceOptions>().Configure<IOptions<InferenceServiceOptions>>((o, inference) =>
+        {
+            o.MaxReceiveMessageSize = inference.Value.MaxMessageBytes;
+            o.MaxSendMessageSize = inference.Value.MaxMessageBytes;
         });
 
         // grpc-dotnet logs each call it refuses at Information with the exception and its stack
@@ -87,6 +96,34 @@ public static partial class InferenceServiceExtensions
         ValidatingServiceBinder.Map<HealthServiceImpl>(app, Health.BindService);
         app.MapGrpcReflectionService();
         return app;
+    }
+
+    /// <summary>
+    /// Checks every settings section the service reads (EffServe:Inference, Onnx, Selection,
+    /// Accounting, Cache, Redis, Jobs, Telemetry) before the zoo loads. On any problem it logs all of
+    /// them in one line, each with its setting's path (a value that does not convert names the value
+    /// too), and returns false, so the process can exit with status 2 and no stack trace.
+    /// </summary>
+    public static bool CheckSettings(this WebApplication app)
+    {
+        var problems = new List<string>();
+        var services = app.Services;
+        SettingsCheck.Check<InferenceServiceOptions>(services, InferenceServiceOptions.SectionName, problems);
+        SettingsCheck.Check<OnnxOptions>(services, OnnxOptions.SectionName, problems);
+        SettingsCheck.Check<SelectionOptions>(services, SelectionOptions.SectionName, problems);
+        SettingsCheck.Check<AccountingOptions>(services, AccountingOptions.SectionName, problems);
+        SettingsCheck.Check<CacheOptions>(services, CacheOptions.SectionName, problems);
+        SettingsCheck.Check<RedisOptions>(services, RedisOptions.SectionName, problems);
+        SettingsCheck.Check<JobOptions>(services, JobOptions.SectionName, problems);
+        SettingsCheck.Check<TelemetryOptions>(services, TelemetryOptions.SectionName, problems);
+        if (problems.Count == 0)
+        {
+            return true;
+        }
+
+        var count = problems.Count == 1 ? "1 problem" : string.Create(CultureInfo.InvariantCulture, $"{problems.Count} problems");
+        InferenceLog.SettingsInvalid(app.Logger, $"{count}: {string.Join(" ", problems)}");
+        return false;
     }
 
     /// <summary>

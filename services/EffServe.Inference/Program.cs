@@ -4,6 +4,11 @@ var builder = WebApplication.CreateBuilder(args);
 builder.AddInferenceService();
 
 await using var app = builder.Build();
+if (!app.CheckSettings())
+{
+    return 2; // every bad setting was logged in one line
+}
+
 app.MapInferenceService();
 if (!app.LoadZoo())
 {

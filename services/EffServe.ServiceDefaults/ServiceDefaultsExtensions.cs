@@ -53,7 +53,17 @@ public static class ServiceDefaultsExtensions
         services.AddValidatedOptions<TelemetryOptions>(TelemetryOptions.SectionName);
         services.AddSingleton<IValidateOptions<TelemetryOptions>, TelemetryOptionsValidator>();
 
-        var options = builder.Configuration.GetSection(TelemetryOptions.SectionName).Get<TelemetryOptions>() ?? new TelemetryOptions();
+        TelemetryOptions options;
+        try
+        {
+            options = builder.Configuration.GetSection(TelemetryOptions.SectionName).Get<TelemetryOptions>() ?? new TelemetryOptions();
+        }
+        catch (InvalidOperationException)
+        {
+            // A value that does not convert: the host's settings check names it (with every other
+            // problem) before anything runs; until then the defaults stand.
+            options = new TelemetryOptions();
+        }
         if (!options.Enabled)
         {
             services.AddSingleton(new TelemetryWiring(Traces: false));

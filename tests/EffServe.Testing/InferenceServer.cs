@@ -71,15 +71,25 @@ public sealed class InferenceServer : IAsyncDisposable
 
         builder.Configuration.AddInMemoryCollection(config);
         builder.Logging.ClearProviders();
-        if (logs is not null)
+        var ownLogs = logs is null ? new LogCapture() : null;
+        builder.Logging.AddProvider(logs ?? ownLogs!);
+        if (ownLogs is not null)
         {
-            builder.Logging.AddProvider(logs);
+            // Kept only to say why the settings were refused.
+            builder.Logging.AddFilter<LogCapture>((_, level) => level >= LogLevel.Critical);
         }
 
         builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, port, o => o.Protocols = HttpProtocols.Http2));
         builder.AddInferenceService();
         services?.Invoke(builder.Services);
         var app = builder.Build();
+        if (!app.CheckSettings())
+        {
+            var problems = string.Join(Environment.NewLine, (logs ?? ownLogs!).Entries.Where(e => e.Level >= LogLevel.Critical).Select(e => e.Message));
+            await app.DisposeAsync();
+            throw new InvalidOperationException($"The service refused its settings: {problems}");
+        }
+
         app.MapInferenceService();
         if (!app.LoadZoo())
         {

@@ -92,6 +92,30 @@ public sealed class ZooCommandTests
     }
 
     [Fact]
+    public async Task Import_ForceOverAModelWithOtherVariants_RefusedNamingThemUnlessDropped()
+    {
+        using var zoo = new TempFolder();
+        Assert.Equal(0, (await ZooCli.RunAsync("zoo", "import", "zoo/digits/fp32/digits.onnx", "--zoo", zoo.Path, "--outputs", "logits")).ExitCode);
+        Assert.Equal(0, (await ZooCli.RunAsync("zoo", "fp16", "--zoo", zoo.Path, "-m", "digits")).ExitCode);
+        var variants = ZooModel.Load(zoo.Combine("digits")).Variants.Select(v => v.Name).ToList();
+        Assert.True(variants.Count > 1, string.Join(", ", variants));
+
+        var forced = await ZooCli.RunAsync("zoo", "import", "zoo/digits/fp32/digits.onnx", "--zoo", zoo.Path, "--force", "--outputs", "logits");
+
+        Assert.Equal(ExitCodes.Usage, forced.ExitCode);
+        Assert.Contains("--drop-variants", forced.Stderr, StringComparison.Ordinal);
+        Assert.Contains(variants.First(v => v != "fp32"), forced.Stderr, StringComparison.Ordinal);
+        Assert.Equal(variants, ZooModel.Load(zoo.Combine("digits")).Variants.Select(v => v.Name)); // nothing lost
+
+        var dropped = await ZooCli.RunAsync("zoo", "import", "zoo/digits/fp32/digits.onnx", "--zoo", zoo.Path, "--force", "--drop-variants", "--outputs", "logits", "--json");
+
+        Assert.Equal(ExitCodes.Success, dropped.ExitCode);
+        using var json = JsonDocument.Parse(dropped.Stdout);
+        Assert.Equal(variants.Where(v => v != "fp32"), json.RootElement.GetProperty("droppedVariants").EnumerateArray().Select(e => e.GetString()));
+        Assert.Equal(["fp32"], ZooModel.Load(zoo.Combine("digits")).Variants.Select(v => v.Name));
+    }
+
+    [Fact]
     public async Task Quantize_Digits_Int8VariantWithIntegerKernelsAndAccuracy()
     {
         using var zoo = DigitsZoo();

@@ -161,7 +161,8 @@ public sealed class BenchCommand
             }
             else
             {
-                context.Console.WriteLine(Reports.Markdown(result));
+                // Markdown is plain text: written as it is, never wrapped to a console's width.
+                context.Out.WriteLine(Reports.Markdown(result));
             }
 
             return ExitCodes.Success;

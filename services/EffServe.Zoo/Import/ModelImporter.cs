@@ -34,10 +34,20 @@ public sealed record ImportRequest(string ModelPath, string Zoo)
 
     /// <summary>Replace a model of the same name.</summary>
     public bool Replace { get; init; }
+
+    /// <summary>
+    /// With <see cref="Replace"/>: replace the model even though it has variants besides fp32 (built
+    /// from the graph being replaced), which are dropped. Without it such a replacement is refused.
+    /// </summary>
+    public bool DropVariants { get; init; }
 }
 
 /// <summary>What the import made.</summary>
-public sealed record ImportResult(ModelDefinition Model, string ModelFile, int? EvaluationSamples);
+public sealed record ImportResult(ModelDefinition Model, string ModelFile, int? EvaluationSamples)
+{
+    /// <summary>Variants of the replaced model that are gone (with --force --drop-variants).</summary>
+    public IReadOnlyList<string> DroppedVariants { get; init; } = [];
+}
 
 /// <summary>
 /// Brings an FP32 ONNX model into a zoo: a model folder with a manifest whose inputs and outputs
@@ -60,6 +70,7 @@ public static class ModelImporter
         step.Advance(1);
         var name = request.Name ?? ZooNames.FromFileName(request.ModelPath);
         ZooNames.Check(name, "model name");
+        var dropped = VariantsReplacing(request, name);
         var inputs = model.InputSpecs();
         var allOutputs = model.OutputSpecs();
         var outputs = allOutputs;
@@ -158,7 +169,42 @@ public static class ModelImporter
             File.WriteAllText(Path.Combine(folder, ZooLoader.ManifestFileName), ManifestText.Create(manifest));
         });
         step.Advance(1);
-        return new ImportResult(definition, Path.Combine(definition.Directory, relativeModel), samples);
+        return new ImportResult(definition, Path.Combine(definition.Directory, relativeModel), samples) { DroppedVariants = dropped };
+    }
+
+    /// <summary>
+    /// The variants besides fp32 of the model an import with --force replaces. They were built from
+    /// the graph being replaced, so they cannot simply be kept; unless the request says to drop them,
+    /// the import is refused, naming them.
+    /// </summary>
+    private static List<string> VariantsReplacing(ImportRequest request, string name)
+    {
+        var folder = Path.Combine(Path.GetFullPath(request.Zoo), name);
+        if (!request.Replace || !File.Exists(Path.Combine(folder, ZooLoader.ManifestFileName)))
+        {
+            return [];
+        }
+
+        ModelDefinition existing;
+        try
+        {
+            existing = ZooModel.Load(folder);
+        }
+        catch (ZooValidationException)
+        {
+            return []; // a model that does not load serves nothing; replacing it loses nothing that works
+        }
+
+        var others = existing.Variants.Select(v => v.Name).Where(v => v != "fp32").ToList();
+        if (others.Count > 0 && !request.DropVariants)
+        {
+            throw new ZooToolException(
+                ZooToolError.AlreadyExists,
+                $"{folder} has variants {string.Join(", ", others)} besides fp32, built from the graph being replaced; --force would drop them. " +
+                "Pass --drop-variants as well to replace the model without them, or import under another --name.");
+        }
+
+        return others;
     }
 
     /// <summary>The batch size limit: as asked (checked against the graph), else 64 when every tensor's first dimension varies.</summary>

@@ -20,6 +20,27 @@ public static class CliRun
         return new CliResult(code, stdout.ToString(), stderr.ToString());
     }
 
+    /// <summary>
+    /// Runs `effserve` as it runs with stdout piped or redirected: on the console the process makes
+    /// then (<see cref="CliContext.CreatePipedConsole"/>).
+    /// </summary>
+    public static async Task<CliResult> RunPipedAsync(params string[] args)
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        var context = new CliContext
+        {
+            Console = CliContext.CreatePipedConsole(stdout),
+            Out = stdout,
+            Error = stderr,
+            ChannelFactory = static address => GrpcChannel.ForAddress(address),
+            GetEnvironmentVariable = _ => null,
+            WorkingDirectory = RepoPaths.Root,
+        };
+        var code = await CliApp.RunAsync(args, context, TestContext.Current.CancellationToken);
+        return new CliResult(code, stdout.ToString(), stderr.ToString());
+    }
+
     /// <summary>A context whose human and machine output both land in <paramref name="stdout"/>.</summary>
     public static CliContext CreateContext(StringWriter stdout, StringWriter stderr, IReadOnlyDictionary<string, string>? environment = null)
     {

@@ -30,10 +30,11 @@ public static class ImportCommand
         var task = new Option<string>("--task") { Description = "The manifest's task", DefaultValueFactory = _ => "classification", HelpName = "task" };
         var description = new Option<string?>("--description") { Description = "The manifest's description", HelpName = "text" };
         var force = ZooOptions.Force();
+        var dropVariants = new Option<bool>("--drop-variants") { Description = "With --force: replace a model that has other variants (int8, fp16, early-exit…), dropping them" };
         var json = GlobalOptions.CreateJson();
         var command = new Command("import", "Add an FP32 ONNX model to a zoo (manifest from the graph, one fp32 variant)")
         {
-            file, zoo, name, labels, evalInputs, evalLabels, maxBatch, outputs, task, description, force, json,
+            file, zoo, name, labels, evalInputs, evalLabels, maxBatch, outputs, task, description, force, dropVariants, json,
         };
         command.SetAction((parse, cancellationToken) =>
         {
@@ -63,6 +64,7 @@ public static class ImportCommand
                     Task = parse.GetValue(task)!,
                     Description = parse.GetValue(description),
                     Replace = parse.GetValue(force),
+                    DropVariants = parse.GetValue(dropVariants),
                 };
                 return ModelImporter.Import(request, progress);
             },
@@ -86,7 +88,8 @@ public static class ImportCommand
             m.DefaultVariant,
             result.ModelFile,
             result.EvaluationSamples,
-            m.Labels.Count);
+            m.Labels.Count,
+            result.DroppedVariants);
     }
 
     private static void Render(IAnsiConsole console, ImportResult result)
@@ -104,6 +107,11 @@ public static class ImportCommand
 
         console.Write(table);
         console.MarkupLine(string.Create(CultureInfo.InvariantCulture, $"max_batch_size {m.MaxBatchSize} · variant [bold]fp32[/] {Markup.Escape(result.ModelFile)}"));
+        if (result.DroppedVariants.Count > 0)
+        {
+            console.MarkupLine("dropped variants [bold]" + Markup.Escape(string.Join(", ", result.DroppedVariants)) + "[/] of the replaced model");
+        }
+
         console.MarkupLine(string.Create(CultureInfo.InvariantCulture, $"labels {(m.Labels.Count == 0 ? "none" : m.Labels.Count.ToString(CultureInfo.InvariantCulture))} · evaluation set {(result.EvaluationSamples is { } n ? $"{n} samples" : "none")}"));
     }
 }

@@ -6,9 +6,9 @@ using Spectre.Console;
 namespace EffServe.Cli.Commands.Zoo;
 
 /// <summary>
-/// Runs a zoo tool: draws progress bars while it works (not with --json, whose stdout carries one
-/// document), writes its result, and turns every expected failure into one error line and the
-/// exit code scripts rely on.
+/// Runs a zoo tool: draws progress bars while it works (on a terminal only, and not with --json,
+/// whose stdout carries one document), writes its result, and turns every expected failure into
+/// one error line and the exit code scripts rely on.
 /// </summary>
 internal static class ZooCommandRunner
 {
@@ -17,8 +17,9 @@ internal static class ZooCommandRunner
         try
         {
             T result;
-            if (json)
+            if (json || !context.Console.Profile.Capabilities.Interactive)
             {
+                // Progress bars only on a terminal: piped, they would leave lines such as a lone "0%".
                 result = work(SilentProgress.Instance, cancellationToken);
             }
             else

@@ -38,7 +38,8 @@ public sealed record ImportReport(
     string Variant,
     string File,
     int? EvaluationSamples,
-    int Labels);
+    int Labels,
+    IReadOnlyList<string> DroppedVariants);
 
 /// <summary><c>effserve zoo quantize --json</c>.</summary>
 public sealed record QuantizeReport(
