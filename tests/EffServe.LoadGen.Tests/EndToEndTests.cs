@@ -115,6 +115,8 @@ public sealed class EndToEndTests : IAsyncLifetime
         Assert.True(result.ExitCode == ExitCodes.Success, result.Stderr);
         Assert.Contains("| one | ", result.Stdout, StringComparison.Ordinal);
         Assert.Contains("| 20 | two | ", result.Stdout, StringComparison.Ordinal);
+        Assert.Contains("warm-up one: ", result.Stderr, StringComparison.Ordinal); // each arm warms up before the measured rates
+        Assert.Contains("warm-up two: ", result.Stderr, StringComparison.Ordinal);
     }
 
     [Fact]

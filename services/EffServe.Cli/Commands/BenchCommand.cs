@@ -142,11 +142,24 @@ public sealed class BenchCommand
                 Seed = settings.Seed,
                 Run = new RunSettings { GiveUpAfter = TimeSpan.FromSeconds(settings.GiveUpSeconds) },
             };
+            // A fresh server's first requests pay for JIT, ONNX Runtime's first runs and cold caches;
+            // measured rates start only once each arm's latency has settled.
+            var warmUps = new List<string>();
+            foreach (var arm in arms)
+            {
+                var medians = await ClosedLoop.WarmUpAsync(arm.Invoker, workload, cancellationToken: cancellationToken).ConfigureAwait(false);
+                var settled = medians.Count >= 3 && medians.TakeLast(3).Max() <= 1.1 * medians.TakeLast(3).Min();
+                var line = string.Create(CultureInfo.InvariantCulture, $"warm-up {arm.Name}: {medians.Count} windows of 100 requests, {(settled ? "settled" : "NOT settled")} (medians {ClosedLoop.Describe(medians)})");
+                warmUps.Add(line);
+                context.Error.WriteLine(line);
+            }
+
             var result = await Sweep.RunAsync(arms, workload, sweep, line => context.Error.WriteLine(line), cancellationToken).ConfigureAwait(false);
             var reportContext = new Dictionary<string, string>(StringComparer.Ordinal)
             {
                 ["arms"] = string.Join("; ", ResolveArms(settings, session.Endpoint).Select(a => $"{a.Name}={Endpoint.Display(a.Endpoint)}")),
                 ["zoo"] = zoo,
+                ["warm-up"] = string.Join("; ", warmUps),
                 ["machine"] = string.Create(CultureInfo.InvariantCulture, $"{Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}, .NET {Environment.Version}"),
             };
             if (settings.OutputFolder is { } folder)
