@@ -7,8 +7,9 @@ namespace EffServe.Gateway;
 
 /// <summary>
 /// The gateway's own meter: how long each call spent in the gateway, by gRPC method, model and
-/// status; and how many replicas of each model are in rotation. The model tag is set once the router has chosen one, so it stays bounded by the
-/// configured models (calls that name no served model are tagged with an empty model).
+/// status; and how many replicas of each model are in rotation. The model tag is set once the
+/// router has chosen one, so it stays bounded by the configured models (calls that name no served
+/// model are tagged with an empty model).
 /// </summary>
 public sealed class GatewayMetrics : IDisposable
 {

@@ -10,9 +10,10 @@ namespace EffServe.ServiceDefaults;
 /// start of the pipeline: calls that are not traced (health, reflection, metrics) are unmarked as
 /// recorded, so they and everything under them are dropped; traced ones are named after their gRPC
 /// method and given the gRPC attributes of the semantic conventions, and once answered the gRPC
-/// status (<c>rpc.grpc.status_code</c>, and the span status Error for a server's errors). This replaces OpenTelemetry's
-/// ASP.NET Core instrumentation package, whose per-request event handling cost several microseconds
-/// a call in the overhead benchmark — a tenth of a small model's whole request.
+/// status (<c>rpc.grpc.status_code</c>, and the span status Error for a server's errors). This
+/// replaces OpenTelemetry's ASP.NET Core instrumentation package, whose per-request event handling
+/// cost several microseconds a call in the overhead benchmark — a tenth of a small model's whole
+/// request.
 /// </summary>
 internal sealed class ServerSpans : IStartupFilter
 {
