@@ -106,9 +106,11 @@ public static class ServiceDefaultsExtensions
         {
             otel.WithTracing(tracing =>
             {
+                // Client spans are shaped before any exporter added after this sees them.
                 tracing.SetSampler(new TelemetrySampler(options.TraceSampleRatio))
                     .AddSource(s_platformSources)
-                    .AddSource(sources);
+                    .AddSource(sources)
+                    .AddProcessor(new ClientSpans());
                 if (otlp)
                 {
                     tracing.AddOtlpExporter(o => OtlpSignal.Apply(o, builder.Configuration, OtlpSignal.Traces));

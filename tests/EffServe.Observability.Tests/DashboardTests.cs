@@ -10,7 +10,7 @@ using Microsoft.Extensions.DependencyInjection;
 
 namespace EffServe.Observability.Tests;
 
-/// <summary>The shipped Grafana dashboard asks only for series the service's scrape endpoint serves.</summary>
+/// <summary>The shipped Grafana dashboard asks only for series the service's and the gateway's scrape endpoints serve.</summary>
 [Collection(nameof(OneServerAtATime))]
 public sealed partial class DashboardTests
 {
@@ -22,19 +22,43 @@ public sealed partial class DashboardTests
     {
         var dashboard = await File.ReadAllTextAsync(Path.Combine(RepoPaths.Root, "helm", "effserve", "dashboards", "effserve.json"), Digits.Ct);
         var queried = new SortedSet<string>(StringComparer.Ordinal);
+        var panels = new Dictionary<string, (string Description, List<string> Queries)>(StringComparer.Ordinal);
         using (var json = JsonDocument.Parse(dashboard))
         {
             foreach (var panel in json.RootElement.GetProperty("panels").EnumerateArray())
             {
                 if (panel.TryGetProperty("targets", out var targets))
                 {
-                    foreach (var target in targets.EnumerateArray())
+                    var queries = targets.EnumerateArray().Select(t => t.GetProperty("expr").GetString()!).ToList();
+                    panels[panel.GetProperty("title").GetString()!] = (panel.GetProperty("description").GetString()!, queries);
+                    foreach (var query in queries)
                     {
-                        queried.UnionWith(SeriesName().Matches(target.GetProperty("expr").GetString()!).Select(m => m.Value));
+                        queried.UnionWith(SeriesName().Matches(query).Select(m => m.Value));
                     }
                 }
             }
         }
+
+        // The gateway: calls and errors by gRPC status, hop latency, replicas in rotation; each
+        // panel says it needs the gateway's metrics read.
+        string[] gatewayPanels = ["Gateway calls by gRPC status", "Gateway errors by method", "Gateway hop latency", "Replicas in rotation"];
+        foreach (var title in gatewayPanels)
+        {
+            Assert.True(panels.ContainsKey(title), $"No panel '{title}'.");
+            Assert.Contains("Needs the gateway's metrics read", panels[title].Description, StringComparison.Ordinal);
+        }
+
+        Assert.Contains(panels["Gateway calls by gRPC status"].Queries, q => q.Contains("sum by (rpc_grpc_status_code) (rate(effserve_gateway_request_duration_seconds_count", StringComparison.Ordinal));
+        Assert.Equal(3, panels["Gateway hop latency"].Queries.Count(q => q.StartsWith("histogram_quantile(", StringComparison.Ordinal) && q.Contains("effserve_gateway_request_duration_seconds_bucket", StringComparison.Ordinal)));
+        Assert.Contains(panels["Replicas in rotation"].Queries, q => q.Contains("effserve_gateway_replicas{", StringComparison.Ordinal) && q.Contains("state=\"in_rotation\"", StringComparison.Ordinal));
+
+        // A panel that is empty by default says which switch fills it.
+        Assert.Contains("Enabled = true", panels["Cache"].Description, StringComparison.Ordinal);
+
+        // Idle power is the machine's, reported by every process on it: taken once per host, never summed over processes.
+        var idle = panels.Values.SelectMany(p => p.Queries).Where(q => q.Contains("effserve_power_idle_watts", StringComparison.Ordinal)).ToList();
+        Assert.NotEmpty(idle);
+        Assert.All(idle, q => Assert.Contains("max by (host, device, source) (effserve_power_idle_watts)", q, StringComparison.Ordinal));
 
         await using var service = await InferenceServer.StartAsync(RepoPaths.Zoo, new Dictionary<string, string?>
         {
@@ -58,9 +82,23 @@ public sealed partial class DashboardTests
             slots.Release();
         }
 
+        // The gateway in front of the service, with its own scrape listener, after calls through it.
+        await using var gateway = await GatewayServer.StartAsync(new Dictionary<string, string?>
+        {
+            ["EffServe:Gateway:Models:digits:Destinations:0"] = service.Address.GetLeftPart(UriPartial.Authority),
+            ["EffServe:Gateway:HealthCheckInterval"] = "00:00:00.200",
+            ["EffServe:Telemetry:MetricsUrl"] = "http://127.0.0.1:0",
+        });
+        await gateway.WaitUntilServingAsync(Digits.Model);
+        await new GRPCInferenceService.GRPCInferenceServiceClient(gateway.Channel).ModelInferAsync(Digits.Request(1), cancellationToken: Digits.Ct);
+
         using var http = new HttpClient();
-        var scraped = await http.GetStringAsync(service.Services.GetRequiredService<MetricsListener>().ScrapeUrl, Digits.Ct);
+        var scraped = await http.GetStringAsync(service.Services.GetRequiredService<MetricsListener>().ScrapeUrl, Digits.Ct)
+            + await http.GetStringAsync(gateway.Services.GetRequiredService<MetricsListener>().ScrapeUrl, Digits.Ct);
         var served = SeriesName().Matches(scraped).Select(m => m.Value).ToHashSet(StringComparer.Ordinal);
+        var inRotation = scraped.Split('\n').Single(l => l.StartsWith("effserve_gateway_replicas{", StringComparison.Ordinal)
+            && l.Contains("effserve_model=\"digits\"", StringComparison.Ordinal) && l.Contains("state=\"in_rotation\"", StringComparison.Ordinal));
+        Assert.Equal("1", inRotation[(inRotation.IndexOf('}', StringComparison.Ordinal) + 2)..].Split(' ')[0]);
 
         Assert.True(queried.Count > 15, $"The dashboard queries only {queried.Count} EffServe series.");
         var missing = queried.Where(name => !served.Contains(name) && !s_notYetEmitted.Contains(name)).ToList();

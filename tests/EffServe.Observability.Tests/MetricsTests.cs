@@ -14,7 +14,7 @@ namespace EffServe.Observability.Tests;
 [Collection(nameof(OneServerAtATime))]
 public sealed class MetricsTests
 {
-    private static readonly HashSet<string> s_allowedTags = [TagNames.Model, TagNames.Variant, TagNames.Device, TagNames.Outcome, TagNames.SloClass, TagNames.Stage, TagNames.Source];
+    private static readonly HashSet<string> s_allowedTags = [TagNames.Model, TagNames.Variant, TagNames.Device, TagNames.Outcome, TagNames.SloClass, TagNames.Stage, TagNames.Source, TagNames.Host];
 
     [Fact]
     public async Task Metrics_MixedRequests_HaveTheRightNamesTagsAndValues()
@@ -151,6 +151,39 @@ public sealed class MetricsTests
         Assert.Equal("3", infer[(infer.IndexOf('}', StringComparison.Ordinal) + 2)..].Split(' ')[0]);
         Assert.Contains("effserve_model=\"\"", live, StringComparison.Ordinal);
         Assert.Contains("rpc_grpc_status_code=\"0\"", live, StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// Two model processes on one machine report its idle power under the same host, with the same
+    /// figure: a dashboard takes it once per host (max by host), never summing the processes.
+    /// </summary>
+    [Fact]
+    public async Task IdlePower_TwoProcessesOnOneHost_ReportTheMachineOnceUnderOneHost()
+    {
+        var settings = new Dictionary<string, string?>
+        {
+            ["EffServe:Telemetry:MetricsUrl"] = "http://127.0.0.1:0",
+            ["EffServe:Accounting:Host"] = "node-a",
+        };
+        await using var first = await InferenceServer.StartAsync(RepoPaths.Zoo, settings);
+        await using var second = await InferenceServer.StartAsync(RepoPaths.Zoo, settings);
+
+        using var http = new HttpClient();
+        var lines = new List<string>();
+        foreach (var service in new[] { first, second })
+        {
+            var text = await http.GetStringAsync(service.Services.GetRequiredService<MetricsListener>().ScrapeUrl, Digits.Ct);
+            lines.Add(text.Split('\n').Single(l => l.StartsWith("effserve_power_idle_watts{", StringComparison.Ordinal) && l.Contains("device=\"cpu\"", StringComparison.Ordinal)));
+        }
+
+        // The same series (host, device, source) with the same value from both: the machine's idle
+        // power, Cpu:IdleWattsPerCore (1 W) × its cores, not a share of it per process.
+        Assert.All(lines, l => Assert.Contains("host=\"node-a\"", l, StringComparison.Ordinal));
+        var series = lines.Select(l => l[..(l.IndexOf('}', StringComparison.Ordinal) + 1)]).Distinct().ToList();
+        Assert.Single(series);
+        var watts = lines.Select(l => double.Parse(l[(l.IndexOf('}', StringComparison.Ordinal) + 2)..].Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture)).ToList();
+        Assert.Equal(Environment.ProcessorCount, watts[0]);
+        Assert.Equal(watts[0], watts[1]);
     }
 
     [Fact]

@@ -8,7 +8,9 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.DependencyInjection;
 using OpenTelemetry.Exporter;
+using OpenTelemetry.Trace;
 
 namespace EffServe.Observability.Tests;
 
@@ -49,6 +51,52 @@ public sealed class OtlpExportTests
         }
 
         Assert.True(sink.Paths.Contains(expected), $"The collector at {sink.Address} saw {string.Join(", ", sink.Paths.Distinct())}; expected spans at {expected}.");
+    }
+
+    /// <summary>
+    /// With a collector configured (so the gateway traces every call), the gateway still records its
+    /// own request duration for every call: the metric does not depend on the tracer.
+    /// </summary>
+    [Fact]
+    public async Task Gateway_TracingOnWithCollector_RequestDurationStillRecorded()
+    {
+        await using var sink = await Sink.StartAsync();
+        await using var service = await InferenceServer.StartAsync(RepoPaths.Zoo);
+        await using var gateway = await GatewayServer.StartAsync(new Dictionary<string, string?>
+        {
+            ["EffServe:Gateway:Models:digits:Destinations:0"] = service.Address.GetLeftPart(UriPartial.Authority),
+            ["EffServe:Gateway:HealthCheckInterval"] = "00:00:00.200",
+            ["EffServe:Telemetry:MetricsUrl"] = "http://127.0.0.1:0",
+            ["OTEL_EXPORTER_OTLP_ENDPOINT"] = sink.Address,
+            ["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf",
+            ["OTEL_BSP_SCHEDULE_DELAY"] = "100",
+        });
+        await gateway.WaitUntilServingAsync(Digits.Model);
+        Assert.True(gateway.Services.GetRequiredService<TelemetryWiring>().Traces, "With a collector configured the gateway should trace (Traces=Auto).");
+        Assert.NotNull(gateway.Services.GetService<TracerProvider>());
+
+        var client = new GRPCInferenceService.GRPCInferenceServiceClient(gateway.Channel);
+        for (var i = 0; i < 3; i++)
+        {
+            await client.ModelInferAsync(Digits.Request(i), cancellationToken: Digits.Ct);
+        }
+
+        // The spans reached the collector ...
+        var giveUpAt = TimeProvider.System.GetUtcNow().AddSeconds(20);
+        while (!sink.Paths.Contains("/v1/traces") && TimeProvider.System.GetUtcNow() < giveUpAt)
+        {
+            await Task.Delay(50, Digits.Ct);
+        }
+
+        Assert.Contains("/v1/traces", sink.Paths);
+
+        // ... and every call is in the gateway's own metric.
+        using var http = new HttpClient();
+        var text = await http.GetStringAsync(gateway.Services.GetRequiredService<MetricsListener>().ScrapeUrl, Digits.Ct);
+        var infer = text.Split('\n').Single(l => l.StartsWith("effserve_gateway_request_duration_seconds_count{", StringComparison.Ordinal)
+            && l.Contains("rpc_method=\"ModelInfer\"", StringComparison.Ordinal));
+        Assert.Contains("rpc_grpc_status_code=\"0\"", infer, StringComparison.Ordinal);
+        Assert.Equal("3", infer[(infer.IndexOf('}', StringComparison.Ordinal) + 2)..].Split(' ')[0]);
     }
 
     [Fact]

@@ -5,6 +5,8 @@ using EffServe.Observability.Tests.Support;
 using EffServe.ServiceDefaults;
 using EffServe.ServiceDefaults.Instrumentation;
 using EffServe.Testing;
+using EffServe.Contracts.Zoo;
+using Grpc.Core;
 using Grpc.Health.V1;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -92,6 +94,101 @@ public sealed class TracingTests
         Assert.Equal("modelled", infer.GetTagItem(SpanAttributes.EnergySource));
         Assert.True((double)infer.GetTagItem(SpanAttributes.CostUsd)! > 0);
         Assert.Equal("thread", run.GetTagItem(SpanAttributes.CpuClock));
+        Assert.True((long)infer.GetTagItem(SpanAttributes.QueueUs)! >= 0);
+        Assert.True((long)infer.GetTagItem(SpanAttributes.ComputeUs)! > 0);
+
+        // Named and tagged by OpenTelemetry's RPC conventions, the gRPC status on both server spans.
+        foreach (var span in new[] { gatewayServer, gatewayCall, serviceServer })
+        {
+            Assert.Equal("inference.GRPCInferenceService/ModelInfer", span.DisplayName);
+            Assert.Equal("grpc", span.GetTagItem("rpc.system"));
+            Assert.Equal("inference.GRPCInferenceService", span.GetTagItem("rpc.service"));
+            Assert.Equal("ModelInfer", span.GetTagItem("rpc.method"));
+        }
+
+        Assert.Equal(0, gatewayServer.GetTagItem("rpc.grpc.status_code"));
+        Assert.Equal(0, serviceServer.GetTagItem("rpc.grpc.status_code"));
+        Assert.Equal(ActivityStatusCode.Unset, gatewayServer.Status);
+    }
+
+    /// <summary>
+    /// Server spans take the call's gRPC status, and the Error status for the codes the RPC
+    /// conventions count as a server's error (DEADLINE_EXCEEDED), not for the caller's (NOT_FOUND);
+    /// the gateway's server span for a forwarded call carries the status the replica answered.
+    /// </summary>
+    [Fact]
+    public async Task FailedCalls_ServerSpans_CarryTheGrpcStatusAndErrorByTheConventions()
+    {
+        using var telemetry = new Telemetry();
+        await using var service = await InferenceServer.StartAsync(RepoPaths.Zoo, new Dictionary<string, string?> { ["EffServe:Inference:MaxConcurrentRuns"] = "1" });
+        await using var gateway = await StartGatewayAsync(service);
+        var direct = new GRPCInferenceService.GRPCInferenceServiceClient(service.Channel);
+        var throughGateway = new GRPCInferenceService.GRPCInferenceServiceClient(gateway.Channel);
+
+        ActivityTraceId notFound, late;
+        using (var caller = Telemetry.Caller.StartActivity("caller"))
+        {
+            notFound = caller!.TraceId;
+            var unknown = Digits.Request(0);
+            unknown.ModelName = "no-such-model";
+            var e = await Assert.ThrowsAsync<RpcException>(() => direct.ModelInferAsync(unknown, cancellationToken: Digits.Ct).ResponseAsync);
+            Assert.Equal(StatusCode.NotFound, e.StatusCode);
+        }
+
+        var slots = service.Services.GetRequiredService<RunSlots>();
+        await slots.WaitAsync(Digits.Ct);
+        try
+        {
+            using var caller = Telemetry.Caller.StartActivity("caller");
+            late = caller!.TraceId;
+            var request = Digits.Request(0);
+            request.Parameters.Add("timeout", new InferParameter { Int64Param = 20_000 });
+            var e = await Assert.ThrowsAsync<RpcException>(() => throughGateway.ModelInferAsync(request, cancellationToken: Digits.Ct).ResponseAsync);
+            Assert.Equal(StatusCode.DeadlineExceeded, e.StatusCode);
+        }
+        finally
+        {
+            slots.Release();
+        }
+
+        var missing = Assert.Single(await telemetry.TraceAsync(notFound, s => s.Any(x => x.Kind == ActivityKind.Server)), s => s.Kind == ActivityKind.Server);
+        Assert.Equal(5, missing.GetTagItem("rpc.grpc.status_code"));
+        Assert.Equal(ActivityStatusCode.Unset, missing.Status);
+
+        var servers = (await telemetry.TraceAsync(late, s => s.Count(x => x.Kind == ActivityKind.Server) >= 2)).Where(s => s.Kind == ActivityKind.Server).ToList();
+        Assert.Equal(2, servers.Count);
+        Assert.All(servers, s =>
+        {
+            Assert.Equal(4, s.GetTagItem("rpc.grpc.status_code"));
+            Assert.Equal(ActivityStatusCode.Error, s.Status);
+            Assert.Equal("DEADLINE_EXCEEDED", s.StatusDescription);
+        });
+    }
+
+    /// <summary>The gateway's own gRPC calls to replicas (here: aggregating the zoo listing) are named and tagged by the RPC conventions.</summary>
+    [Fact]
+    public async Task GatewayOwnCalls_ClientSpans_NamedByMethodWithTheirStatus()
+    {
+        using var telemetry = new Telemetry();
+        await using var service = await InferenceServer.StartAsync(RepoPaths.Zoo);
+        await using var gateway = await StartGatewayAsync(service);
+
+        ActivityTraceId trace;
+        using (var caller = Telemetry.Caller.StartActivity("caller"))
+        {
+            trace = caller!.TraceId;
+            await new ZooService.ZooServiceClient(gateway.Channel).ListModelsAsync(new ListModelsRequest(), cancellationToken: Digits.Ct);
+        }
+
+        const string Method = "effserve.v1.ZooService/ListModels";
+        var spans = await telemetry.TraceAsync(trace, s => s.Count(x => x.Kind == ActivityKind.Server) >= 2);
+        var call = Assert.Single(spans, s => s.Source.Name == "Grpc.Net.Client" && spans.Any(p => p.SpanId == s.ParentSpanId && p.Kind == ActivityKind.Server));
+        Assert.Equal(Method, call.DisplayName);
+        Assert.Equal("grpc", call.GetTagItem("rpc.system"));
+        Assert.Equal("ListModels", call.GetTagItem("rpc.method"));
+        Assert.Equal(0, call.GetTagItem("rpc.grpc.status_code"));
+        Assert.Equal(ActivityStatusCode.Unset, call.Status);
+        Assert.DoesNotContain(spans, s => s.DisplayName is "Grpc.Net.Client.GrpcOut" or "POST");
     }
 
     [Fact]

@@ -29,6 +29,14 @@ public sealed class AccountingOptions
     /// </summary>
     public double CapacityUtilisation { get; set; } = 0.8;
 
+    /// <summary>
+    /// The machine whose idle power this process reports (tag <c>host</c> of effserve.power.idle):
+    /// every process on one machine reports the same idle power under the same host, so a dashboard
+    /// takes it once per host. Empty: the machine name. In Kubernetes each pod has a machine name of
+    /// its own, so the chart sets it to the node's name (the downward API's <c>spec.nodeName</c>).
+    /// </summary>
+    public string Host { get; set; } = "";
+
     public CpuPowerOptions Cpu { get; set; } = new();
 
     public GpuPowerOptions Gpu { get; set; } = new();

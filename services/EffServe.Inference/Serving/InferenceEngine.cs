@@ -45,6 +45,7 @@ public sealed class InferenceEngine
     private readonly InferenceInstrumentation _telemetry;
     private readonly Accountant _accountant;
     private readonly double _capacityUtilisation;
+    private readonly string _host;
     private readonly ConcurrentDictionary<string, LoadTracker> _load = new(StringComparer.Ordinal);
     private readonly ILogger<InferenceEngine> _logger;
     private readonly SelectionOptions _selection;
@@ -69,6 +70,7 @@ public sealed class InferenceEngine
         _telemetry = telemetry;
         _accountant = accountant;
         _capacityUtilisation = accounting.Value.CapacityUtilisation;
+        _host = accounting.Value.Host.Length > 0 ? accounting.Value.Host : Environment.MachineName;
         _logger = logger;
         _selection = selection.Value;
         _scheduler = new BatchScheduler(slots, time, _selection, RunBatch);
@@ -681,6 +683,8 @@ public sealed class InferenceEngine
         }
 
         activity.SetTag(SpanAttributes.BatchSize, batch);
+        activity.SetTag(SpanAttributes.QueueUs, Microseconds(decoded, queued));
+        activity.SetTag(SpanAttributes.ComputeUs, Microseconds(queued, ran));
         if (exitStages is { } exits)
         {
             activity.SetTag(SpanAttributes.ExitStage, exits.Max());
@@ -747,7 +751,7 @@ public sealed class InferenceEngine
         {
             if (meter.Device == Device.Cpu || gpu)
             {
-                yield return new PowerReading(meter.Device.ToLabel(), meter.Source.ToLabel(), meter.IdleWatts);
+                yield return new PowerReading(_host, meter.Device.ToLabel(), meter.Source.ToLabel(), meter.IdleWatts);
             }
         }
     }

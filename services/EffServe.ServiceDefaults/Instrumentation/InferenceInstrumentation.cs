@@ -11,8 +11,11 @@ public readonly record struct ModelTags(string Model, string Variant, string Dev
 /// <summary>One model's load: the autoscaling signal (offered load beside this replica's capacity) and the requests inside now.</summary>
 public readonly record struct LoadReading(string Model, double OfferedPerSecond, double CapacityPerSecond, long Active, long Queued);
 
-/// <summary>Idle power of a device, reported apart from anything charged to requests.</summary>
-public readonly record struct PowerReading(string Device, string Source, double Watts);
+/// <summary>
+/// Idle power of a device of the machine <paramref name="Host"/>, reported apart from anything
+/// charged to requests. Every process on the machine reports the same figure: take it once per host.
+/// </summary>
+public readonly record struct PowerReading(string Host, string Device, string Source, double Watts);
 
 /// <summary>What one completed request was charged: its energy (measured or modelled) and its price.</summary>
 public readonly record struct ChargeReading(string Source, double EnergyMillijoules, double CostUsd);
@@ -84,7 +87,7 @@ public sealed class InferenceInstrumentation : IDisposable
         _meter.CreateObservableUpDownCounter("effserve.queue.depth", () => ObserveLoad(r => r.Queued), "{request}", "Requests waiting for a run slot.");        _meter.CreateObservableGauge("effserve.capacity", () => ObserveLoad(r => r.CapacityPerSecond), "{request}/s",
             "Requests per second this replica can take for the model within its SLO: run slots × target utilisation ÷ smoothed compute seconds per request.");
         _meter.CreateObservableGauge("effserve.load", () => ObserveLoad(r => r.OfferedPerSecond), "{request}/s", "Requests per second offered to the model over the last window.");
-        _meter.CreateObservableGauge("effserve.power.idle", ObserveIdlePower, "W", "Power the devices draw with no run in progress; never charged to requests.");
+        _meter.CreateObservableGauge("effserve.power.idle", ObserveIdlePower, "W", "Power the machine's devices draw with no run in progress, by host; every process on a host reports the same figure (take it once per host, never the sum). Never charged to requests.");
     }
 
     public ActivitySource ActivitySource { get; }
@@ -239,7 +242,7 @@ public sealed class InferenceInstrumentation : IDisposable
     {
         foreach (var reading in _idlePower())
         {
-            yield return new Measurement<double>(reading.Watts, new KeyValuePair<string, object?>(TagNames.Device, reading.Device), new KeyValuePair<string, object?>(TagNames.Source, reading.Source));
+            yield return new Measurement<double>(reading.Watts, new KeyValuePair<string, object?>(TagNames.Host, reading.Host), new KeyValuePair<string, object?>(TagNames.Device, reading.Device), new KeyValuePair<string, object?>(TagNames.Source, reading.Source));
         }
     }
 }
@@ -260,6 +263,12 @@ public static class TagNames
 
     /// <summary>Energy metrics only: <c>measured</c> or <c>modelled</c>.</summary>
     public const string Source = "source";
+
+    /// <summary>
+    /// effserve.power.idle only: the machine the idle power is that of (one value per process).
+    /// Processes sharing a machine report the same figure under the same host: take the max per host, never the sum.
+    /// </summary>
+    public const string Host = "host";
 }
 
 /// <summary>Span names and attributes of the inference service (docs/observability.md draws the tree).</summary>
@@ -295,6 +304,12 @@ public static class SpanAttributes
     public const string Cache = "effserve.cache";
     public const string QueueDepth = "effserve.queue.depth";
     public const string CpuUs = "effserve.cpu_us";
+
+    /// <summary>Microseconds from the request's decoding to its run's start, as the response's effserve.queue_us.</summary>
+    public const string QueueUs = "effserve.queue_us";
+
+    /// <summary>Microseconds of the run that answered the request, as the response's effserve.compute_us.</summary>
+    public const string ComputeUs = "effserve.compute_us";
     public const string CpuClock = "effserve.cpu_clock";
     public const string StagesRun = "effserve.stages_run";
     public const string StageSamples = "effserve.stage_samples";
