@@ -25,6 +25,7 @@ public sealed class ReplicaSetTests
     public void RecordProbe_FailuresBelowThreshold_StaysInRotation()
     {
         var replica = NewDestination();
+        Probe(replica, ProbeResult.Serving); // a replica that has served: the threshold's grace applies
 
         Assert.Equal(ProbeVerdict.Failing, Probe(replica, ProbeResult.TimedOut));
         Assert.Equal(ProbeVerdict.Failing, Probe(replica, ProbeResult.Failed));
@@ -34,9 +35,24 @@ public sealed class ReplicaSetTests
     }
 
     [Fact]
+    public void RecordProbe_NeverServedAndProbeFails_OutAtOnceUntilServing()
+    {
+        // A replica not listening yet (its zoo still loading) must not stand in rotation, and the
+        // gateway must not say it is ready, for the threshold's worth of probes.
+        var replica = NewDestination();
+
+        Assert.Equal(ProbeVerdict.Out, Probe(replica, ProbeResult.Failed));
+        Assert.False(replica.IsHealthy);
+        Assert.Equal(ProbeVerdict.Serving, Probe(replica, ProbeResult.Serving));
+        Assert.True(replica.IsHealthy);
+        Assert.Equal(ProbeVerdict.Failing, Probe(replica, ProbeResult.Failed)); // now it has the grace
+    }
+
+    [Fact]
     public void RecordProbe_ThresholdFailuresInARow_LeavesRotation()
     {
         var replica = NewDestination();
+        Probe(replica, ProbeResult.Serving); // a replica that has served: the threshold's grace applies
 
         Probe(replica, ProbeResult.Failed);
         Probe(replica, ProbeResult.TimedOut);
@@ -156,6 +172,7 @@ public sealed class ReplicaSetTests
     public void RecordProbe_ConnectionFailureWhileAnsweringCalls_StillCounts()
     {
         var replica = NewDestination();
+        Probe(replica, ProbeResult.Serving); // a replica that has served: the threshold's grace applies
         replica.RecordSuccess();
 
         Assert.Equal(ProbeVerdict.Failing, Probe(replica, ProbeResult.Failed)); // only a timeout can mean busy

@@ -191,6 +191,8 @@ public sealed class AccountingTests
     {
         var error = await Assert.ThrowsAsync<InvalidOperationException>(() => InferenceServer.StartAsync(RepoPaths.Zoo, new Dictionary<string, string?> { [key] = value }));
 
-        Assert.Contains("did not load", error.Message, StringComparison.Ordinal);
+        // Refused by the start-up check that reads every setting before the zoo loads, naming the setting.
+        Assert.Contains("refused its settings", error.Message, StringComparison.Ordinal);
+        Assert.Contains(key.Split(':')[^1], error.Message, StringComparison.Ordinal);
     }
 }

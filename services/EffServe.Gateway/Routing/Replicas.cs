@@ -52,6 +52,7 @@ public sealed class Destination : IDisposable
     private long _lastAnswered;
     private bool _activeHealthy = true;
     private int _failedProbes;
+    private bool _everServed;
     private GrpcChannel? _channel;
 
     public Destination(Uri address, TimeProvider time)
@@ -69,7 +70,10 @@ public sealed class Destination : IDisposable
     /// <summary>Requests in flight to this replica.</summary>
     public int Outstanding => Volatile.Read(ref _outstanding);
 
-    /// <summary>Whether active health keeps the replica in rotation; a replica not probed yet counts as healthy.</summary>
+    /// <summary>
+    /// Whether active health keeps the replica in rotation. A replica enters rotation with its first
+    /// SERVING answer: one not probed yet, or never found serving, takes no calls.
+    /// </summary>
     public bool ActiveHealthy => Volatile.Read(ref _activeHealthy);
 
     /// <summary>Failed probes since the last one that found the replica serving or busy.</summary>
@@ -124,7 +128,8 @@ public sealed class Destination : IDisposable
     /// replica answered calls within <paramref name="busyWindow"/> finds it busy, not dead: it
     /// stays, and the run of failures starts again; any other failure counts, and the
     /// <paramref name="failureThreshold"/>-th in a row takes the replica out. A passive penalty is
-    /// left as it is by anything but SERVING.
+    /// left as it is by anything but SERVING. Until its first SERVING answer a replica gets no such
+    /// grace for a failed probe (one that is not a timeout): it leaves at once.
     /// </summary>
     public ProbeVerdict RecordProbe(ProbeResult result, int failureThreshold, TimeSpan busyWindow)
     {
@@ -133,6 +138,7 @@ public sealed class Destination : IDisposable
             switch (result)
             {
                 case ProbeResult.Serving:
+                    _everServed = true;
                     Volatile.Write(ref _failedProbes, 0);
                     Volatile.Write(ref _activeHealthy, true);
                     Volatile.Write(ref _penaltyUntil, 0);
@@ -143,6 +149,12 @@ public sealed class Destination : IDisposable
                 case ProbeResult.TimedOut when ActiveHealthy && AnsweredWithin(busyWindow):
                     Volatile.Write(ref _failedProbes, 0); // alive: the run of failures is broken
                     return ProbeVerdict.Busy;
+                case ProbeResult.Failed when !_everServed:
+                    // A replica never found serving has earned no grace: one that cannot even be
+                    // asked (not listening yet, an error) stays out until it answers SERVING.
+                    Volatile.Write(ref _failedProbes, _failedProbes + 1);
+                    Volatile.Write(ref _activeHealthy, false);
+                    return ProbeVerdict.Out;
                 default:
                     var failed = _failedProbes + 1;
                     Volatile.Write(ref _failedProbes, failed);
