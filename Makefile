@@ -27,19 +27,44 @@ prerequisites:
 build: prerequisites ## Restore and build everything
 	$(DOTNET) build EffServe.sln -c $(CONFIGURATION) -v quiet -nologo
 
+# What `make run` and `make cli` run (the gateway, the inference service, the CLI) is built in one
+# go from services/local.slnf, and only when a source is newer than the last build: a repeated
+# `make cli` starts the built CLI at once.
+LOCAL_BUILT := artifacts/run/built-$(CONFIGURATION)
+LOCAL_SOURCES = $(shell find services tests/perf/EffServe.LoadGen \( -name bin -o -name obj \) -prune -o -type f \( -name '*.cs' -o -name '*.csproj' -o -name '*.proto' -o -name '*.json' -o -name '*.slnf' \) -print) \
+	Directory.Build.props Directory.Packages.props global.json
+
+$(LOCAL_BUILT): $(LOCAL_SOURCES)
+	@command -v $(DOTNET) >/dev/null || { echo "The .NET SDK 10 is required (https://dot.net); install it and retry." >&2; exit 1; }
+	$(DOTNET) build services/local.slnf -c $(CONFIGURATION) -v quiet -nologo
+	@mkdir -p $(@D) && touch $@
+
+# Prometheus /metrics for every process: METRICS_URL=http://127.0.0.1:9464 gives the gateway that
+# port and each inference service the next one (port 0: free ports); make run prints each address.
+METRICS_URL ?=
+
 .PHONY: run
-run: prerequisites ## Serve the demo zoo through the gateway on localhost:$(PORT) until Ctrl-C or SIGTERM
-	$(DOTNET) build services/EffServe.Inference -c $(CONFIGURATION) -v quiet -nologo
-	$(DOTNET) build services/EffServe.Gateway -c $(CONFIGURATION) -v quiet -nologo
-	exec bash services/run-local.sh --zoo $(ZOO) --host $(HOST) --port $(PORT) --configuration $(CONFIGURATION)
+run: prerequisites ## Serve the demo zoo through the gateway on localhost:$(PORT) until Ctrl-C or SIGTERM (ZOO=DIR, METRICS_URL=http://127.0.0.1:9464)
+	@bash services/run-local.sh --check --zoo "$(ZOO)" --host $(HOST) --port $(PORT) $(if $(METRICS_URL),--metrics-url $(METRICS_URL))
+	@$(MAKE) --no-print-directory $(LOCAL_BUILT)
+	@exec bash services/run-local.sh --zoo "$(ZOO)" --host $(HOST) --port $(PORT) --configuration $(CONFIGURATION) $(if $(METRICS_URL),--metrics-url $(METRICS_URL))
 
 .PHONY: test
 test: prerequisites ## Build and run every test; ends with a "tests: N passed, N failed" line
 	bash tests/run-tests.sh
 
+# The CLI calls, in this order: the HOST/PORT (or EFFSERVE_PORT) given to make or in the
+# environment, else EFFSERVE_ENDPOINT, else the address a running `make run` serves on, else $(HOST):$(PORT).
+CLI_ADDRESS_GIVEN := $(filter command line environment,$(origin PORT) $(origin EFFSERVE_PORT) $(origin HOST))
+
 .PHONY: cli
-cli: prerequisites ## Run the effserve CLI: make cli ARGS="infer --model digits --sample 3"
-	@$(DOTNET) run --project services/EffServe.Cli -c $(CONFIGURATION) -v quiet -- --endpoint http://$(HOST):$(PORT) $(ARGS)
+cli: $(LOCAL_BUILT) ## Run the effserve CLI against the running EffServe: make cli ARGS="infer --model digits --sample 3"
+	@endpoint=http://$(HOST):$(PORT); \
+	if [ -z "$(CLI_ADDRESS_GIVEN)" ]; then \
+	  if [ -n "$$EFFSERVE_ENDPOINT" ]; then endpoint=$$EFFSERVE_ENDPOINT; \
+	  elif [ -f artifacts/run/endpoint ] && read -r running pid < artifacts/run/endpoint && kill -0 "$$pid" 2>/dev/null; then endpoint=$$running; fi; \
+	fi; \
+	exec $(EFFSERVE_CLI) --endpoint "$$endpoint" $(ARGS)
 
 .PHONY: zoo-train
 zoo-train: ## Retrain the demo models (digits: seconds; shapes: ~8 min) and rebuild the test fixtures (needs Debian's python3-torch, python3-onnx, python3-sklearn)

@@ -1,4 +1,5 @@
 using EffServe.Gateway;
+using EffServe.ServiceDefaults;
 
 var builder = WebApplication.CreateBuilder(args);
 builder.AddGateway();
@@ -10,8 +11,7 @@ if (!app.CheckSettings())
 }
 
 app.MapGateway();
-app.Run();
-return 0;
+return await app.ServeAsync("the gateway", "choose another with `make run PORT=N` or --urls http://HOST:PORT");
 
 /// <summary>Entry point of the gateway.</summary>
 public partial class Program;

@@ -153,6 +153,18 @@ public static partial class InferenceServiceExtensions
         }
     }
 
+    /// <summary>Which part of EffServe this process is, for start-up messages: the inference service for the models it loaded.</summary>
+    public static string Part(this WebApplication app)
+    {
+        var names = app.Services.GetRequiredService<ModelRepository>().Names.ToList();
+        return names.Count switch
+        {
+            0 => "the inference service",
+            1 => $"the inference service for model {names[0]}",
+            _ => $"the inference service for models {string.Join(", ", names)}",
+        };
+    }
+
     [LoggerMessage(EventId = 20, Level = LogLevel.Information, Message = "Accounting: {Note}")]
     private static partial void EnergySource(ILogger logger, string note);
 }

@@ -1,4 +1,5 @@
 using EffServe.Inference;
+using EffServe.ServiceDefaults;
 
 var builder = WebApplication.CreateBuilder(args);
 builder.AddInferenceService();
@@ -15,8 +16,7 @@ if (!app.LoadZoo())
     return 2; // disposing the app flushes the console logger's queue: every problem reaches the log
 }
 
-app.Run();
-return 0;
+return await app.ServeAsync(app.Part(), "choose another with --urls http://HOST:PORT (under `make run`, PORT=N moves the services to N+100 and up)");
 
 /// <summary>Entry point of the inference service.</summary>
 public partial class Program;

@@ -110,7 +110,16 @@ public sealed partial class MetricsListener : IHostedService, IAsyncDisposable
             context.Response.StatusCode = StatusCodes.Status404NotFound;
             return Task.CompletedTask;
         });
-        await app.StartAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await app.StartAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (IOException e) when (HostStartup.IsAddressInUse(e))
+        {
+            await app.DisposeAsync().ConfigureAwait(false);
+            throw new PortInUseException(_options.MetricsUrl, $"{TelemetryOptions.SectionName}:MetricsUrl (port 0 takes a free one)", e);
+        }
+
         _app = app;
         Address = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
         Log.Listening(_logger, ScrapeUrl!);

@@ -49,6 +49,7 @@ public static class ServiceDefaultsExtensions
     /// <param name="replacedPlatformInstruments">Platform instruments the host's own metrics replace, not recorded (each costs every request).</param>
     public static WebApplicationBuilder AddServiceDefaults(this WebApplicationBuilder builder, string serviceName, IReadOnlyList<string>? instrumentation = null, IReadOnlyList<string>? replacedPlatformInstruments = null)
     {
+        builder.AddStartupLogGate();
         var services = builder.Services;
         services.AddValidatedOptions<TelemetryOptions>(TelemetryOptions.SectionName);
         services.AddSingleton<IValidateOptions<TelemetryOptions>, TelemetryOptionsValidator>();
