@@ -124,6 +124,21 @@ public sealed class SummaryTests
         Assert.Equal(300, System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(png.AsSpan(20, 4)));
     }
 
+    [Fact]
+    public void Plot_RateWhereTheClientSentLate_IsMarked()
+    {
+        // A rate where more than 1% of sends left over 1 ms late offered less load than it says:
+        // the plot rings it, so the picture differs from the same results sent on time.
+        var onTime = Result(Arm("fixed fp32", (100, 0.99, 0.97), (200, 0.5, 0.97)));
+        var lateArm = Arm("fixed fp32", (100, 0.99, 0.97), (200, 0.5, 0.97));
+        var late = Result(lateArm with
+        {
+            Points = [lateArm.Points[0], new RatePoint { Rate = 200, Runs = [Summary(0.5, 0.97) with { OfferedRate = 200, LateOver1Ms = 0.27 }] }],
+        });
+
+        Assert.False(Reports.Plot(onTime, "on time").AsSpan().SequenceEqual(Reports.Plot(late, "on time")));
+    }
+
     private static RequestOutcome Answer(int c, long latencyUs, string variant, bool correct, long stage = 0) => new()
     {
         Sent = true, ClassIndex = c, LatencyUs = latencyUs, Status = StatusCode.OK, Variant = variant,

@@ -73,17 +73,24 @@ public static class Reports
 
     /// <summary>
     /// A PNG of two panels against offered rate, one line per arm: SLO attainment (with the 99%
-    /// and 90% lines) and accuracy delivered.
+    /// and 90% lines) and accuracy delivered. Legends sit below the data so no point hides under
+    /// them; rates where the client sent more than <see cref="LateShare"/> of its requests over
+    /// 1 ms late are ringed, since there the load offered was less than the rate says.
     /// </summary>
-    public static byte[] Plot(SweepResult result, string title, int width = 1400, int height = 560)
+    /// <summary>The share of sends more than 1 ms late above which a rate is ringed as not offered in full.</summary>
+    public const double LateShare = 0.01;
+
+    public static byte[] Plot(SweepResult result, string title, int width = 1400, int height = 620)
     {
         var attainment = new Plot();
         var accuracy = new Plot();
         var markers = new[] { MarkerShape.FilledCircle, MarkerShape.FilledSquare, MarkerShape.FilledTriangleUp, MarkerShape.FilledDiamond, MarkerShape.OpenCircle, MarkerShape.OpenSquare };
         var patterns = new[] { LinePattern.Solid, LinePattern.Dashed, LinePattern.DenselyDashed, LinePattern.Dotted };
+        var late = new List<(double Rate, double Attainment, double Accuracy)>();
         for (var i = 0; i < result.Arms.Count; i++)
         {
             var arm = result.Arms[i];
+            late.AddRange(arm.Points.Where(p => p.LateOver1Ms > LateShare).Select(p => (p.Rate, Finite(p.Attainment * 100), Finite(p.Accuracy * 100))));
             var rates = arm.Points.Select(p => p.Rate).ToArray();
             var color = Palette(i);
             var a = attainment.Add.Scatter(rates, [.. arm.Points.Select(p => Finite(p.Attainment * 100))], color);
@@ -98,19 +105,32 @@ public static class Reports
             }
         }
 
+        // The target lines are named in the legend: a label on the axis would cover its ticks.
         var slo99 = attainment.Add.HorizontalLine(99, 1, Colors.Gray, LinePattern.Dotted);
-        slo99.Text = "99%";
-        var slo90 = attainment.Add.HorizontalLine(90, 1, Colors.Gray, LinePattern.Dotted);
-        slo90.Text = "90%";
+        slo99.LegendText = "99% target";
+        var slo90 = attainment.Add.HorizontalLine(90, 1, Colors.DarkGray, LinePattern.Dashed);
+        slo90.LegendText = "90% target";
+        if (late.Count > 0)
+        {
+            foreach (var (panel, values) in new[] { (attainment, late.Select(l => l.Attainment)), (accuracy, late.Select(l => l.Accuracy)) })
+            {
+                var ring = panel.Add.ScatterPoints(late.Select(l => l.Rate).ToArray(), values.ToArray(), Colors.Red);
+                ring.MarkerShape = MarkerShape.OpenCircle;
+                ring.MarkerSize = 16;
+                ring.LegendText = string.Create(CultureInfo.InvariantCulture, $"client sent late (> {LateShare:P0} of sends over 1 ms)");
+            }
+        }
+
         attainment.Title($"SLO attainment — {title}");
         attainment.XLabel("offered rate (requests/s, Poisson)");
         attainment.YLabel("% of requests within their SLO");
-        attainment.Axes.SetLimitsY(0, 102);
-        attainment.ShowLegend(Alignment.LowerLeft);
+        attainment.Axes.SetLimitsY(0, 104);
+        attainment.ShowLegend(Edge.Bottom);
         accuracy.Title($"Accuracy delivered — {title}");
         accuracy.XLabel("offered rate (requests/s, Poisson)");
         accuracy.YLabel("% of answers with the true class on top");
-        accuracy.ShowLegend(Alignment.LowerLeft);
+        accuracy.Axes.Margins(0.05, 0.15); // room above and below every point
+        accuracy.ShowLegend(Edge.Bottom);
 
         // Each panel on its own surface (a plot clears the canvas it renders on), then side by side.
         var half = width / 2;
