@@ -78,7 +78,16 @@ internal sealed class RawH2 : IAsyncDisposable
     /// <summary>As above; with a <paramref name="pause"/>, the body goes in two halves that far apart.</summary>
     public async Task<string> CallAsync(int streamId, string method, byte[] body, TimeSpan pause, params (string Name, string Value)[] extra)
     {
-        await SendAsync(streamId, method, body, pause, extra);
+        try
+        {
+            await SendAsync(streamId, method, body, pause, extra);
+        }
+        catch (IOException)
+        {
+            // The server ended the connection while the call was still being written (a header
+            // block it refused); what it sent before it closed says how.
+        }
+
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(Rpc.Ct);
         timeout.CancelAfter(TimeSpan.FromSeconds(10));
         while (true)
