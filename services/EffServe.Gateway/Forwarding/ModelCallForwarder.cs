@@ -204,7 +204,11 @@ public sealed class ModelCallForwarder
                 return;
             }
 
-            if (retryable && (unreachable || error is ForwarderError.Request) && !context.Response.HasStarted && !context.RequestAborted.IsCancellationRequested)
+            // A unary body is sent from memory, so a failure while sending it is the replica's, even
+            // when YARP files it under the client (it cannot tell which side of the copy broke).
+            var replicaSide = unreachable || error is ForwarderError.Request or ForwarderError.RequestBodyDestination or ForwarderError.ResponseBodyDestination
+                || (error is ForwarderError.RequestBodyClient && canRetry);
+            if (retryable && replicaSide && !context.Response.HasStarted && !context.RequestAborted.IsCancellationRequested)
             {
                 // YARP set a 502 for the failed attempt; nothing was sent, so start the response afresh.
                 context.Features.Set<IForwarderErrorFeature>(null);
@@ -216,7 +220,7 @@ public sealed class ModelCallForwarder
 
             if (!context.Response.HasStarted && !context.RequestAborted.IsCancellationRequested)
             {
-                var clientSide = error is ForwarderError.RequestBodyClient or ForwarderError.ResponseBodyDestination;
+                var clientSide = !replicaSide && error is ForwarderError.RequestBodyClient or ForwarderError.ResponseBodyClient;
                 await GrpcResponses.WriteErrorAsync(
                     context,
                     StatusCode.Unavailable,
