@@ -97,19 +97,6 @@ public sealed class GatewayDoor : IDisposable
         return true;
     }
 
-    /// <summary>Whether the tenant may call the model; answers PERMISSION_DENIED when not.</summary>
-    public static async ValueTask<bool> AllowsAsync(HttpContext context, string model, ModelRouteOptions route)
-    {
-        var tenant = TenantOf(context);
-        if (route.AllowedTenants.Count == 0 || route.AllowedTenants.Contains(tenant, StringComparer.Ordinal))
-        {
-            return true;
-        }
-
-        await GrpcResponses.WriteErrorAsync(context, StatusCode.PermissionDenied, $"Tenant '{tenant}' may not call model '{model}'.").ConfigureAwait(false);
-        return false;
-    }
-
     private async ValueTask<(string? Tenant, string? Problem)> IdentifyAsync(HttpContext context)
     {
         var key = context.Request.Headers[ApiKeyHeader].ToString();

@@ -80,11 +80,6 @@ public sealed class ModelCallForwarder
 
             unread = frame;
             var decision = _router.Decide(method, context.Request.Headers[CallRouter.ModelHeader], frame, context.Request.Headers["grpc-encoding"], GatewayDoor.TenantOf(context));
-            if (decision.Model.Length > 0)
-            {
-                GatewayMetrics.SetModel(context, decision.Routed ? decision.Model : "");
-            }
-
             if (!decision.Routed)
             {
                 await GrpcResponses.WriteErrorAsync(context, decision.Status, decision.Message).ConfigureAwait(false);

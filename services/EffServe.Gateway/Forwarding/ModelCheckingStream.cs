@@ -82,10 +82,7 @@ internal sealed class ModelCheckingStream(Stream inner, string model, string? en
         string named;
         if (_compressed is not null)
         {
-            var frame = new byte[GrpcFrames.PrefixLength + _compressed.WrittenCount];
-            _prefix.CopyTo(frame, 0);
-            _compressed.WrittenSpan.CopyTo(frame.AsSpan(GrpcFrames.PrefixLength));
-            if (GrpcFrames.TryReadField1(new ReadOnlySequence<byte>(frame), encoding, maxMessageBytes, out named, out var detail) != PeekError.None)
+            if (GrpcFrames.TryReadMessageField1(new ReadOnlySequence<byte>(_compressed.WrittenMemory), _prefix[0], encoding, maxMessageBytes, out named, out var detail) != PeekError.None)
             {
                 throw new StreamMessageRefusedException($"A message of the stream could not be read: {detail}.");
             }

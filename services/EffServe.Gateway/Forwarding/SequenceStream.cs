@@ -7,16 +7,10 @@ namespace EffServe.Gateway.Forwarding;
 /// sends it without copying, and a retry reads the same bytes again through a new instance.
 /// Disposing it leaves the bytes alone; their owner releases them.
 /// </summary>
-internal sealed class SequenceStream(ReadOnlySequence<byte> data) : Stream
+internal sealed class SequenceStream(ReadOnlySequence<byte> data) : ReadOnlyBodyStream
 {
     private readonly long _length = data.Length;
     private ReadOnlySequence<byte> _left = data;
-
-    public override bool CanRead => true;
-
-    public override bool CanSeek => false;
-
-    public override bool CanWrite => false;
 
     public override long Length => _length;
 
@@ -38,17 +32,4 @@ internal sealed class SequenceStream(ReadOnlySequence<byte> data) : Stream
 
     public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
         cancellationToken.IsCancellationRequested ? ValueTask.FromCanceled<int>(cancellationToken) : ValueTask.FromResult(Read(buffer.Span));
-
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 }

@@ -269,8 +269,17 @@ public static class GrpcFrames
             return PeekError.Malformed;
         }
 
-        var flag = frame.FirstSpan[0];
-        var message = frame.Slice(PrefixLength);
+        return TryReadMessageField1(frame.Slice(PrefixLength), frame.FirstSpan[0], encoding, maxMessageBytes, out name, out detail);
+    }
+
+    /// <summary>
+    /// As <see cref="TryReadField1"/>, for a message whose prefix was read apart: its compression
+    /// <paramref name="flag"/> and its bytes.
+    /// </summary>
+    public static PeekError TryReadMessageField1(ReadOnlySequence<byte> message, byte flag, string? encoding, int maxMessageBytes, out string name, out string detail)
+    {
+        name = "";
+        detail = "";
         var scanner = new Field1Scanner();
         switch (flag)
         {
